@@ -145,6 +145,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)                       # mkstemp makes 0600; give the file the usual permissions
     try:
         write(Path(tmp))
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
