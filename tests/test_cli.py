@@ -1,0 +1,86 @@
+"The `daf-lite` command as a user runs it: one-line errors with exit status 2, and train -> eval -> predict -> demo."
+import csv, json, os, re, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from daf_lite.data import toy_root
+
+EXE = Path(sys.executable).parent / 'daf-lite'
+pytestmark = pytest.mark.skipif(not EXE.exists(), reason='the daf-lite console script is not installed (pip install -e .)')
+
+
+def daf_lite(*args, cwd=None):
+    env = {**os.environ, 'TQDM_DISABLE': '1', 'MPLBACKEND': 'Agg'}
+    env.pop('DAF_LITE_DEBUG', None)
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
+    for n in needles: assert str(n) in lines[0], (n, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize('cmd', ['demo', 'train', 'eval', 'predict', 'methods'])
+def test_help(cmd):
+    r = daf_lite(cmd, '--help')
+    assert r.returncode == 0 and 'usage: daf-lite ' + cmd in r.stdout
+
+
+def test_methods_lists_every_method():
+    out = daf_lite('methods').stdout
+    for m in ('rd4ad', 'daf', 'aand', 'padim', 'patchcore'): assert f'\n{m} ' in '\n' + out, out
+
+
+def test_bad_paths(tmp_path):
+    one_line_error(daf_lite('eval', tmp_path / 'missing', '--data', toy_root()), tmp_path / 'missing')
+    one_line_error(daf_lite('train', '--data', tmp_path / 'nope', '--method', 'padim', '--out', tmp_path / 'o'),
+                   tmp_path / 'nope')
+    (tmp_path / 'empty').mkdir()
+    one_line_error(daf_lite('train', '--data', tmp_path / 'empty', '--method', 'padim', '--out', tmp_path / 'o'),
+                   'no images and no MVTec layout')
+    one_line_error(daf_lite('train', '--data', toy_root(), '--method', 'padim', '--out', tmp_path / 'o'),
+                   "['tile', 'washer']")                                 # a root of categories without --category
+    one_line_error(daf_lite('train', '--data', toy_root(), '--category', 'tile', '--method', 'nope', '--out',
+                            tmp_path / 'o'), 'registered methods')
+    bad = tmp_path / 'bad'; bad.mkdir(); (bad / 'config.json').write_text('{not json')
+    one_line_error(daf_lite('eval', bad, '--data', toy_root() / 'tile'), 'corrupt')
+
+
+def test_train_eval_predict(tmp_path):
+    det = tmp_path / 'det'
+    r = daf_lite('train', '--data', toy_root(), '--category', 'washer', '--method', 'rd4ad', '--steps', 2,
+                 '--image-size', 64, '--weights', 'random', '--out', det, '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert (det / 'model.safetensors').is_file() and (det / 'config.json').is_file()
+    r = daf_lite('eval', det, '--data', toy_root() / 'washer', '--json', tmp_path / 'm.json', '--report', tmp_path / 'rep')
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / 'm.json').read_text())
+    assert 0 <= m['image_AUROC'] <= 1 and 'per_defect' in m and m['threshold'] is not None
+    rows = {re.split(r'\s{2,}', line)[1]: line for line in r.stdout.splitlines() if line.startswith('washer')}
+    assert set(rows) == {'rd4ad', 'padim (no training)'}, r.stdout        # the training-free reference row
+    assert f"{m['image_AUROC']:.3f}" in rows['rd4ad']
+    assert list((tmp_path / 'rep').glob('*.png')) or list((tmp_path / 'rep').glob('*/*.png'))
+    imgs = sorted((toy_root() / 'washer' / 'test' / 'scratch').glob('*.png'))[:2]
+    good = sorted((toy_root() / 'washer' / 'test' / 'good').glob('*.png'))[:1]
+    r = daf_lite('predict', det, *imgs, *good, '--out', tmp_path / 'pred')
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / 'pred' / 'scores.csv')))
+    assert [row['path'] for row in rows] == list(map(str, imgs + good))
+    assert all((tmp_path / 'pred' / row['overlay']).is_file() for row in rows)
+    one_line_error(daf_lite('predict', det, tmp_path / 'nope.png', '--out', tmp_path / 'p2'), 'nope.png')
+    (det / 'model.safetensors').write_bytes((det / 'model.safetensors').read_bytes()[:100])   # truncate
+    one_line_error(daf_lite('eval', det, '--data', toy_root() / 'washer'), 'truncated')
+
+
+def test_demo_writes_report(tmp_path):
+    "A shortened demo (one category, few steps): table, metrics.json, overlays; the full demo is measured in bench/."
+    r = daf_lite('demo', '--categories', 'tile', '--steps', 4, '--out', tmp_path / 'demo', '--quiet')
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / 'demo' / 'metrics.json').read_text())
+    assert set(m['results']['tile']) == {'daf', 'padim'}
+    assert 'padim (no training)' in r.stdout and str(tmp_path / 'demo') in r.stdout
+    assert list((tmp_path / 'demo' / 'tile').rglob('*.png'))
