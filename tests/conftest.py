@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault('MPLBACKEND', 'Agg')
+if os.environ.get('PYTEST_XDIST_WORKER'):     # one thread per worker: two workers share two cores without oversubscribing
+    os.environ.setdefault('OMP_NUM_THREADS', '1')  # (inherited by the CLI tests' subprocesses)
+    import torch
+    torch.set_num_threads(1)
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / 'shared' / 'data'
 
 
