@@ -3,7 +3,8 @@ weights, all metrics side by side. Slow: runs only with DAF_LITE_SLOW=1 and ../s
 
 Budget: DAF_LITE_SLOW_STEPS distillation steps (default 300) of batch 8 for both students; AAND also trains its RAA
 branches for DAF_LITE_SLOW_STEPS_STAGE1 steps (default 150) on DRAEM anomalies with the DTD subset's textures. Teacher:
-resnet18 with whatever weights the machine has (random without ImageNet weights), saved once and loaded by both.
+resnet18 with whatever weights the machine has (random without ImageNet weights), saved once and loaded by both;
+the students start from identical weights too.
 """
 import os, time
 
@@ -48,10 +49,13 @@ def test_aand_vs_rd4ad_bottle(shared_data, tmp_path):
             'AAND': lambda: AAND(AANDConfig.preset('paper', **common, epochs_stage1=None, steps_stage1=STEPS1,
                                                    epochs_stage2=None, steps_stage2=STEPS, foreground='auto',
                                                    textures=str(shared_data / 'dtd_subset' / 'images')))}
-    results = {}
+    results, student = {}, None
     for name, build in runs.items():
         seed_everything(0)
         model = build()
+        if student is None: student = [{k: v.clone() for k, v in m.state_dict().items()} for m in model.trainable()]
+        else:                                                   # the same student weights at step 0 as well
+            for m, sd in zip(model.trainable(), student): m.load_state_dict(sd)
         t0 = time.perf_counter()
         h = fit(model, train, val, seed=0, progress=False)
         secs = time.perf_counter() - t0
@@ -60,7 +64,7 @@ def test_aand_vs_rd4ad_bottle(shared_data, tmp_path):
         print(name, h, results[name], flush=True)
 
     print(f'\nMVTec AD bottle, 256 px, {STEPS} distillation steps of batch 8 (+{STEPS1} stage-1 steps for AAND), '
-          f'identical resnet18 teacher weights')
+          f'identical resnet18 teacher and initial student weights')
     for name, r in results.items(): print(f'{name:>6}: ' + ', '.join(f'{k} {v}' for k, v in r.items()))
     for name, r in results.items():
         assert all(0.0 <= r[k] <= 1.0 for k in KEYS), (name, r)
