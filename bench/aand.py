@@ -9,6 +9,9 @@ Prints, as ratios to the teacher's forward (layers 1-3, no autograd) on the same
   * stage 2 step (teacher + frozen branches under no_grad, OCBE + decoder, HKD, backward, Adam step);
   * our RD4AD training step (same student, vanilla teacher, global cosine loss);
   * inference (eval forward: maps, scores, layer and gate cues) of AAND and of RD4AD, and the branches' share of it.
+  * the arithmetic floors: the same ratios from the multiply-accumulates of the convolutions and linear layers alone
+    (teacher, RAA branches, student; backward counted as twice the forward), which no implementation of the same
+    computation beats.
 The images are 8 MVTec bottle training images (../shared/data) or, without them, 8 toy tile images upscaled to 256;
 stage 1 is first trained for `gate_steps` steps on DRAEM anomalies of that batch (the cost does not depend on the
 gates' values, but the printed gate statistics do). Timings are the minimum of interleaved repeats on a shared machine: compare the ratios, not seconds.
@@ -16,6 +19,7 @@ gates' values, but the printed gate statistics do). Timings are the minimum of i
 import sys, time, warnings
 from pathlib import Path
 import torch
+from _timing import best_times                               # bench/_timing.py: interleaved best-of timer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -104,13 +108,6 @@ def arithmetic_floors(aand: AAND, x: torch.Tensor) -> dict:
             'rd_step': (T + 3 * S) / T, 'rd_infer': (T + S) / T, 'branches': R / T, 'student': S / T}
 
 
-def best_times(fns: dict, repeats: int) -> dict:
-    for f in fns.values(): f()                                   # warm-up
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):                                     # interleaved: load from other processes hits all
-        for k, f in fns.items():
-            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in ts.items()}
 
 
 def main(threads: int = 2, repeats: int = 3, gate_steps: int = 15):

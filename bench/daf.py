@@ -13,6 +13,7 @@ compare ratios, not seconds.
 import os, sys, time, resource, subprocess, warnings
 from pathlib import Path
 import torch
+from _timing import best_times                               # bench/_timing.py: interleaved best-of timer
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,13 +60,6 @@ def sorted_topk_bce(logits, target, ratio=3.0, eps=1e-6):
     return ((loss * pos).sum() + neg.sum()) / (n_pos + n_neg + eps)
 
 
-def median_times(fns: dict, repeats: int) -> dict:
-    for f in fns.values(): f()                                   # warm-up
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):                                     # interleaved: load from other processes hits all
-        for k, f in fns.items():
-            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in ts.items()}                   # the least-disturbed run of each
 
 
 def peak(mode: str, threads: int) -> float:
@@ -98,7 +92,7 @@ def main(threads: int = 2, repeats: int = 5):
         with torch.no_grad(): teacher(x)
 
     logits = torch.randn(B, 1, SIZE, SIZE, requires_grad=True)
-    t = median_times({'floor': floor, 'step': step, 'infer': infer, 'own_forward': own_forward,
+    t = best_times({'floor': floor, 'step': step, 'infer': infer, 'own_forward': own_forward,
                       'bce_ours': lambda: balanced_bce(logits, b['anomaly_mask']).backward(),
                       'bce_sorted_topk': lambda: sorted_topk_bce(logits, b['anomaly_mask']).backward()}, repeats)
     f = t['floor']

@@ -20,21 +20,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.simplefilter('ignore')
+from aand import B, SIZE, images                     # the AAND bench's batch (bottle or toy)
+from _timing import best_times                      # interleaved best-of timer
 from daf_lite.gnl import GNL, GNLConfig, structure_loss
 from daf_lite.rd import RD4AD, RD4ADConfig
 from daf_lite.synthesis import item_generator
 from daf_lite.teacher import Teacher
-
-B, SIZE = 8, 256
-BOTTLE = ROOT.parent / 'shared' / 'data' / 'mvtec_ad' / 'bottle'
-
-
-def images() -> tuple[torch.Tensor, str]:
-    from daf_lite.data import MVTecDataset, toy_root
-    if BOTTLE.is_dir(): ds, name = MVTecDataset(BOTTLE.parent, 'bottle', 'train', image_size=SIZE, val_fraction=0), 'MVTec bottle'
-    else: ds, name = MVTecDataset(toy_root(), 'tile', 'train', image_size=SIZE, val_fraction=0), 'toy tile (upscaled)'
-    return torch.stack([ds[i]['image'] for i in range(B)]), name
 
 
 def stepper(stage):
@@ -57,15 +50,6 @@ def official_stage1(m: GNL, batch: dict) -> None:
         loss = loss + m.distillation(ts, ss) + structure_loss(ts, ss)
     loss.backward()
     m.zero_grad(set_to_none=True)
-
-
-def best_times(fns: dict, repeats: int) -> dict:
-    for f in fns.values(): f()                                   # warm-up
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):                                     # interleaved: load from other processes hits all
-        for k, f in fns.items():
-            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in ts.items()}
 
 
 def main(threads: int = 2, repeats: int = 3):

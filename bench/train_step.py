@@ -13,6 +13,7 @@ compare ratios, not seconds.
 import os, sys, time, resource, subprocess, warnings
 from pathlib import Path
 import torch
+from _timing import best_times                               # bench/_timing.py: interleaved best-of timer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.simplefilter('ignore')
@@ -38,13 +39,6 @@ def step_fn(m: RD4AD, x: torch.Tensor):
     return step
 
 
-def best_times(fns: dict, repeats: int) -> dict:
-    for f in fns.values(): f()                                    # warm-up
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):                                      # interleaved: load from other processes hits all
-        for k, f in fns.items():
-            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in ts.items()}
 
 
 def run(mode: str, threads: int, repeats: int, tuned: bool) -> str:

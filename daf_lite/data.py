@@ -286,6 +286,15 @@ class AnomalyDataset(Dataset):
     @property
     def paths(self) -> list[str]: return [str(s.path) for s in self.samples]
 
+    def masks(self, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+        "All ground-truth masks `(N,1,H,W)` at `size` (default: the dataset's), read from the mask files alone."
+        size = _as_size(size) or self.image_size
+        if size is None: raise DataError("masks(): the dataset has no fixed image_size; pass size=.")
+        out = torch.zeros(len(self.samples), 1, *size)
+        for i, s in enumerate(self.samples):
+            if s.mask is not None: out[i] = load_mask(s.mask, size)
+        return out
+
     def counts(self) -> dict[str, int]:
         "Number of images per defect type ('good' first)."
         out = {}

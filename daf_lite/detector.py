@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (DataError, Prediction, get_device, get_method, load_image, load_mask, load_methods,
+from .core import (DataError, Prediction, get_device, get_method, load_image, load_methods,
                            is_image_file, METHODS, IMAGE_EXTENSIONS)
 from .data import AnomalyDataset, FolderDataset, MVTecDataset, list_categories
 from . import training
@@ -189,13 +189,6 @@ def _fit(self: Detector, data, val=None, category: str | None = None, *, max_tim
 Detector.fit, Detector.calibrate = _fit, _calibrate
 
 # %% ../nbs/14_detector.ipynb #f6a78c33
-def _masks(data: AnomalyDataset, size: int) -> Tensor:
-    "The ground-truth masks of `data` at `size` (zeros for normal images), read without the images."
-    out = torch.zeros(len(data), 1, size, size)
-    for i, s in enumerate(data.samples):
-        if s.mask is not None: out[i] = load_mask(s.mask, size)
-    return out
-
 def _evaluate(self: Detector, data, category: str | None = None, prediction: Prediction | None = None) -> dict:
     "Metrics of the test split `data` (dataset or folder); pass `prediction=self.predict(data)` to skip re-running."
     test = _resized(open_dataset(data, category, 'test', self.image_size) if isinstance(data, (str, Path)) else data,
@@ -203,7 +196,7 @@ def _evaluate(self: Detector, data, category: str | None = None, prediction: Pre
     pr = prediction if prediction is not None else self.predict(test)
     if len(pr) != len(test): raise DataError(f"evaluate: prediction has {len(pr)} images but the test set {len(test)}.")
     labels = np.asarray(test.labels)
-    out = evaluate_metrics(pr.maps, pr.scores, _masks(test, pr.maps.shape[-1]), labels, test.defects)
+    out = evaluate_metrics(pr.maps, pr.scores, test.masks(tuple(pr.maps.shape[-2:])), labels, test.defects)
     if self.threshold is not None:
         flagged = pr.scores.numpy() > self.threshold
         tp, fp = int((flagged & (labels == 1)).sum()), int((flagged & (labels == 0)).sum())

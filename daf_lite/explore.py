@@ -492,33 +492,20 @@ def _json_safe(x: Any) -> Any:
 
 def _dataset_masks(data: Any, size: tuple) -> torch.Tensor:
     "Masks `(N,1,H,W)` at `size`: read from the mask files alone where the dataset lists them, else via `data[i]`."
-    from daf_lite.core import load_mask
-    samples = getattr(data, 'samples', None)
-    if samples is not None and all(hasattr(s, 'mask') for s in samples):
-        out = torch.zeros(len(samples), 1, *size)
-        for i, s in enumerate(samples):
-            if s.mask is not None: out[i] = load_mask(s.mask, size)
-        return out
+    if callable(getattr(data, 'masks', None)): return data.masks(size)   # AnomalyDataset: mask files only
     ms = [torch.as_tensor(data[i]['mask']).float() for i in range(len(data))]
     m = torch.stack([x.reshape(1, *x.shape[-2:]) for x in ms])
     return m if tuple(m.shape[-2:]) == size else F.interpolate(m, size=size, mode='nearest-exact')
 
-def _write(path: Path, write) -> Path:
-    "`atomic_write`, then the usual permissions (its temporary file is private, 0600) for files meant to be shared."
-    atomic_write(path, write)
-    mask = os.umask(0); os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-    return path
-
 def _save_rgb(rgb: np.ndarray, path: Path) -> Path:
     "Write a float RGB array `(H,W,3)` in [0,1] to `path` as PNG atomically."
     data = _png(rgb, compress_level=6)
-    return _write(path, lambda p: p.write_bytes(data))
+    return atomic_write(path, lambda p: p.write_bytes(data))
 
 def _save_fig(fig, path: Path, dpi: int = 100) -> Path:
     "Write a figure to `path` as PNG atomically and close it."
     import matplotlib.pyplot as plt
-    try: return _write(path, lambda p: fig.savefig(p, format='png', dpi=dpi))
+    try: return atomic_write(path, lambda p: fig.savefig(p, format='png', dpi=dpi))
     finally: plt.close(fig)
 
 # %% ../nbs/13_explore.ipynb #a191d2e8
@@ -579,5 +566,5 @@ def save_report(detector: Any, data: Any, out_dir: str | Path, prediction: Predi
               'images': [{'path': p, 'defect': d, 'label': int(l), 'score': float(s)}
                          for p, d, l, s in zip(data.paths, defects, labels, scores)]}
     text = json.dumps(_json_safe(report), indent=1)
-    paths['metrics'] = _write(out / 'metrics.json', lambda p: p.write_text(text))
+    paths['metrics'] = atomic_write(out / 'metrics.json', lambda p: p.write_text(text))
     return paths
