@@ -15,8 +15,9 @@ from .discrepancy import gaussian_blur, upsample_sum, image_score
 from .training import AnomalyModel, Stage
 
 # %% auto #0
-__all__ = ['FittedBuffers', 'RunningGaussian', 'mahalanobis', 'inverse_covariance', 'padim_embedding', 'PaDiMConfig', 'PaDiM',
-           'patch_features', 'greedy_coreset', 'nearest_distance', 'PatchCoreConfig', 'PatchCore']
+__all__ = ['REFERENCE', 'FittedBuffers', 'RunningGaussian', 'mahalanobis', 'inverse_covariance', 'padim_embedding', 'PaDiMConfig',
+           'PaDiM', 'patch_features', 'greedy_coreset', 'nearest_distance', 'PatchCoreConfig', 'PatchCore',
+           'reference_label']
 
 # %% ../nbs/03a_baselines.ipynb #f0a2cf1e
 class FittedBuffers:
@@ -300,3 +301,10 @@ class PatchCore(FittedBuffers, AnomalyModel):
 register_method('patchcore', PatchCore, PatchCoreConfig,
                 'PatchCore: coreset memory bank of teacher patch features, nearest-neighbour distance (training-free)',
                 training_free=True)
+
+# %% ../nbs/03a_baselines.ipynb #01a667b2
+REFERENCE = 'padim'
+
+def reference_label(method: str = REFERENCE) -> str:
+    "How result tables name the training-free reference's row."
+    return f'{method} (training-free reference)'

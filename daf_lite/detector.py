@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (DataError, Prediction, get_device, get_method, load_image, load_methods,
+from .core import (DataError, Prediction, get_device, get_method, load_image, load_methods, seed_everything,
                            is_image_file, METHODS, IMAGE_EXTENSIONS)
 from .data import AnomalyDataset, FolderDataset, MVTecDataset, list_categories
 from . import training
 from .metrics import evaluate as evaluate_metrics
+from .teacher import FeatureExtractor
+from .baselines import REFERENCE, reference_label
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'open_dataset', 'Detector']
@@ -103,12 +105,14 @@ FORMAT_VERSION = 1   # of the `detector` entry in a saved folder's config.json
 class Detector:
     "Train, calibrate, predict, evaluate, save and load any registered anomaly-detection method."
     def __init__(self, method: str = 'daf', preset: str = 'tiny', backbone: str | None = None,
-                 image_size: int | None = None, weights: str | Path | None = None, device=None, **config):
+                 image_size: int | None = None, weights: str | Path | None = None, device=None, seed: int | None = 0,
+                 **config):
         spec = get_method(method)
         given = dict(backbone=backbone, image_size=image_size, weights=None if weights is None else str(weights))
         overrides = {**{k: v for k, v in given.items() if v is not None}, **config}
         try: cfg = spec.config_cls.preset(preset, **overrides)
         except (ValueError, TypeError) as e: raise ValueError(f"Detector({method!r}): {e}") from None
+        if seed is not None: seed_everything(seed)       # a random teacher and the student's init: the same every run
         self._setup(spec, cfg, device)
 
     def _setup(self, spec, cfg, device) -> None:
@@ -207,6 +211,23 @@ def _evaluate(self: Detector, data, category: str | None = None, prediction: Pre
     return out
 
 Detector.evaluate = _evaluate
+
+# %% ../nbs/14_detector.ipynb #4d29a391
+def _reference(self: Detector, data, category: str | None = None, method: str = REFERENCE,
+               progress: bool = False) -> Detector:
+    "A training-free detector (`method`, default PaDiM) fitted on `data`'s training split with this one's teacher weights."
+    spec = get_method(method)
+    if not spec.training_free:
+        free = sorted(k for k, v in load_methods().items() if v.training_free)
+        raise ValueError(f"reference method {method!r} trains; the reference must be training-free: one of {free}")
+    mine = getattr(self.model, 'teacher', None)
+    shared = isinstance(mine, FeatureExtractor)
+    ref = Detector(method, backbone=self.config.backbone, image_size=self.image_size, device=self.device,
+                   weights='random' if shared else self.config.weights)   # 'random': no second weights search or warning
+    if shared: ref.model.teacher.copy_weights_from(mine)
+    return ref.fit(data, category=category, progress=progress)
+
+Detector.reference = _reference
 
 # %% ../nbs/14_detector.ipynb #df92e5c7
 def _save(self: Detector, path: str | Path) -> Path:

@@ -173,6 +173,20 @@ class FeatureExtractor(nn.Module):
         load_weights(self.model, read_state_dict(p), str(p))
         return str(p), p
 
+    def copy_weights_from(self, other: 'FeatureExtractor') -> 'FeatureExtractor':
+        "Load `other`'s weights (same backbone; `other` may reach deeper stages) and their provenance; returns self."
+        if not isinstance(other, FeatureExtractor) or other.timm_name != self.timm_name:
+            raise ValueError(f"copy_weights_from: expected a {self.backbone_name!r} FeatureExtractor, got "
+                             f"{getattr(other, 'backbone_name', type(other).__name__)!r}; share weights between "
+                             f"teachers of the same backbone only.")
+        src, own = other.model.state_dict(), self.model.state_dict()
+        missing = [k for k in own if k not in src]
+        if missing: raise ValueError(f"copy_weights_from: the source (layers {other.layers}) lacks {len(missing)} "
+                                     f"tensors of this extractor (layers {self.layers}), e.g. {missing[0]!r}.")
+        self.model.load_state_dict({k: src[k] for k in own})
+        self.weights_source, self.weights_file = other.weights_source, other.weights_file
+        return self
+
     def train(self, mode: bool = True) -> 'FeatureExtractor':
         "Set train/eval mode; a frozen extractor always stays in eval mode."
         return super().train(mode and not self.frozen)
