@@ -11,18 +11,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+import re
 from .core import DataError, get_method, seed_everything
 from .discrepancy import gaussian_blur
 from .metrics import evaluate
 from .synthesis import item_generator, _rand
 from .training import atomic_write, check_output, fit
 from .gnl import brightness, contrast, gaussian_noise, rotate
+from .teacher import FeatureExtractor
+from .baselines import REFERENCE, reference_label
 
 # %% auto #0
 __all__ = ['SEVERITIES', 'PERTURBATIONS', 'REPORT_METRICS', 'STRATEGIES', 'defocus_blur', 'jpeg', 'perturb', 'psnr', 'Table',
            'copy_table', 'as_predictor', 'load_test_set', 'score_images', 'RobustnessReport', 'plt_subplots',
-           'grouped_bars', 'robustness_report', 'combine_reports', 'plot_comparison', 'with_budget',
-           'SensitivityReport', 'synthesis_sensitivity']
+           'grouped_bars', 'robustness_report', 'with_budget', 'train_method', 'compare_robustness', 'combine_reports',
+           'plot_comparison', 'comparison_summary', 'save_comparison', 'SensitivityReport', 'synthesis_sensitivity']
 
 # %% ../nbs/12_robustness.ipynb #1b478c14
 SEVERITIES: dict[str, tuple] = {
@@ -273,6 +276,86 @@ def robustness_report(detector: Any, data, perturbations: Sequence[str] = PERTUR
     name = name if name is not None else str(getattr(detector, 'method', type(detector).__name__))
     return RobustnessReport(rows, metrics, name)
 
+# %% ../nbs/12_robustness.ipynb #3d1dd8e8
+def with_budget(config, steps: int):
+    "`config` with every training length (fields 'steps', 'steps_*') set to `steps` optimiser steps, epochs cleared."
+    if int(steps) < 1: raise ValueError(f"budget={steps!r}: expected a positive number of optimiser steps")
+    names = {f.name for f in dataclasses.fields(config)}
+    change = {}
+    for n in names:
+        if n == 'steps' or n.startswith('steps_'):
+            change[n] = int(steps)
+            if 'epochs' + n[5:] in names: change['epochs' + n[5:]] = None
+    if not change: raise ValueError(f"{type(config).__name__} has no 'steps' field: nothing to set a budget on")
+    return config.replace(**change)
+
+def _splits(data, test=None):
+    "Training, validation (None if empty) and test splits of an MVTec-style dataset."
+    if not hasattr(data, 'with_split'):
+        raise DataError(f"data: expected an MVTec-style dataset with .with_split (e.g. MVTecDataset), got {type(data).__name__}")
+    train = data if getattr(data, 'split', None) == 'train' else data.with_split('train')
+    val = data.with_split('val')
+    test = test if test is not None else (data if getattr(data, 'split', None) == 'test' else data.with_split('test'))
+    return train, (val if len(val) else None), test
+
+def _teacher(model: nn.Module) -> FeatureExtractor | None:
+    "The model's frozen feature extractor, if it has one."
+    t = getattr(model, 'teacher', None)
+    return t if isinstance(t, FeatureExtractor) else None
+
+def _check_reference(reference: str) -> None:
+    if not get_method(reference).training_free:
+        raise ValueError(f"reference={reference!r} trains; the reference must be a training-free method (e.g. {REFERENCE!r})")
+
+def _same_input(config, method: str) -> dict:
+    "The options of `method` that give it `config`'s teacher and input: backbone, image_size, weights."
+    names = {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+    return {k: getattr(config, k) for k in ('backbone', 'image_size', 'weights') if k in names and hasattr(config, k)}
+
+def train_method(method: str, train, val=None, budget: int | None = None, preset: str = 'tiny', seed: int = 0,
+                 teacher: FeatureExtractor | None = None, progress: bool = False, **config) -> nn.Module:
+    "`method` from `preset` + `config`, every trained stage at `budget` steps, `teacher`'s weights copied in; fitted."
+    spec = get_method(method)
+    cfg = spec.config_cls.preset(preset, **config)
+    if budget is not None and not spec.training_free: cfg = with_budget(cfg, budget)
+    seed_everything(seed)
+    model = spec.model_cls(cfg)
+    if teacher is not None:
+        mine = _teacher(model)
+        if mine is None: raise ValueError(f"method {method!r} has no teacher to copy weights into")
+        mine.copy_weights_from(teacher)
+    fit(model, train, val, seed=seed, progress=progress)
+    return model
+
+def compare_robustness(methods: Sequence[str], data, budget: int | None = 100,
+                       perturbations: Sequence[str] = PERTURBATIONS, severities: Sequence[int] = (1, 3, 5),
+                       reference: str | None = REFERENCE, preset: str = 'tiny', seed: int = 0, test=None,
+                       batch_size: int = 16, progress: bool = False, **config) -> dict[str, RobustnessReport]:
+    "Train `methods` at `budget` steps with one teacher's weights, score each clean and perturbed; + the reference."
+    if not methods: raise ValueError("methods: name at least one method, e.g. ('rd4ad', 'daf')")
+    specs = {m: get_method(m) for m in methods}
+    if reference is not None: _check_reference(reference)
+    fields = {m: {f.name for f in dataclasses.fields(s.config_cls)} for m, s in specs.items()}
+    unknown = sorted(set(config) - set().union(*fields.values()))
+    if unknown: raise ValueError(f"option(s) {unknown} belong to none of {list(methods)}")
+    train, val, test = _splits(data, test)
+    reports, teacher, first = {}, None, None
+    runs = [(m, m, {k: v for k, v in config.items() if k in fields[m]}) for m in methods]
+    if reference is not None and reference not in methods: runs.append((reference, reference_label(reference), None))
+    for method, label, opts in runs:
+        t0 = time.perf_counter()
+        if opts is None: opts = _same_input(first, method)          # the reference: the first model's teacher and size
+        model = train_method(method, train, val, budget, preset, seed, teacher, **opts)
+        t1 = time.perf_counter()
+        teacher, first = teacher or _teacher(model), first or model.config
+        rep = robustness_report(model, test, perturbations, severities, seed, batch_size, name=label)
+        rep.train_s, rep.score_s = t1 - t0, time.perf_counter() - t1
+        reports[label] = rep
+        if progress: print(f"{label}: trained {rep.train_s:.0f} s, scored {len(rep)} conditions {rep.score_s:.0f} s; clean "
+                           + ', '.join(f'{k} {rep.clean[k]:.3f}' for k in rep.metrics), flush=True)
+    return reports
+
+
 # %% ../nbs/12_robustness.ipynb #3ae886fc
 def combine_reports(reports: dict[str, RobustnessReport]) -> Table:
     "One table of several methods' reports, with a leading 'method' column."
@@ -293,31 +376,43 @@ def plot_comparison(reports: dict[str, RobustnessReport], metric: str = 'image_A
     ax.legend(fontsize=8, loc='lower left'); fig.tight_layout()
     return fig
 
+def comparison_summary(reports: dict[str, RobustnessReport], metrics: Sequence[str] | None = None) -> Table:
+    "One row per method: each metric clean and its mean drop over the perturbed conditions."
+    metrics = metrics or next(iter(reports.values())).metrics
+    return Table([{'method': n, **{f'clean_{k}': rep.clean[k] for k in metrics},
+                   **{f'mean_drop_{k}': rep.mean_drop(k) for k in metrics}} for n, rep in reports.items()],
+                 ['method', *[f'clean_{k}' for k in metrics], *[f'mean_drop_{k}' for k in metrics]])
+
+def _file_stem(name: str) -> str: return re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_') or 'report'
+
+def save_comparison(reports: dict[str, RobustnessReport], folder: str | Path, stem: str = 'robustness') -> list[Path]:
+    "Into `folder`: each report's CSV and PNG, `<stem>_all.csv`, `<stem>_summary.csv` and comparison PNGs."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    paths = [p for name, rep in reports.items() for p in rep.save(folder, f'{stem}_{_file_stem(name)}')]
+    paths += [combine_reports(reports).to_csv(folder / f'{stem}_all.csv'),
+              comparison_summary(reports).to_csv(folder / f'{stem}_summary.csv')]
+    import matplotlib.pyplot as plt
+    for m in ('image_AUROC', 'pixel_AUROC'):
+        if m not in next(iter(reports.values())).metrics: continue
+        fig = plot_comparison(reports, m)
+        paths.append(atomic_write(folder / f'{stem}_{m}.png', lambda p: fig.savefig(p, dpi=110, format='png')))
+        plt.close(fig)
+    return paths
+
 # %% ../nbs/12_robustness.ipynb #34ac20af
 STRATEGIES = ('draem', 'simple_texture', 'simple_shape', 'texture_shape', 'nsa', 'cutpaste')
 
-def with_budget(config, steps: int):
-    "`config` with every training length (fields 'steps', 'steps_*') set to `steps` optimiser steps, epochs cleared."
-    if int(steps) < 1: raise ValueError(f"budget={steps!r}: expected a positive number of optimiser steps")
-    names = {f.name for f in dataclasses.fields(config)}
-    change = {}
-    for n in names:
-        if n == 'steps' or n.startswith('steps_'):
-            change[n] = int(steps)
-            if 'epochs' + n[5:] in names: change['epochs' + n[5:]] = None
-    if not change: raise ValueError(f"{type(config).__name__} has no 'steps' field: nothing to set a budget on")
-    return config.replace(**change)
-
 class SensitivityReport(Table):
     "Metrics per variant and synthesis strategy; `spread()` summarises each variant across strategies."
-    def __init__(self, rows: Sequence[dict], metrics: Sequence[str] = REPORT_METRICS, method: str = ''):
+    def __init__(self, rows: Sequence[dict], metrics: Sequence[str] = REPORT_METRICS, method: str = '',
+                 reference: str | None = None):
         super().__init__(rows, ['variant', 'strategy', *metrics, 'train_s'])
-        self.metrics, self.method = tuple(metrics), method
+        self.metrics, self.method, self.reference = tuple(metrics), method, reference   # reference: its row's variant
 
     def spread(self) -> Table:
         "Per variant and metric: mean, standard deviation, min, max and range (max - min) across strategies."
         rows = []
-        for v in dict.fromkeys(self.column('variant')):
+        for v in dict.fromkeys(v for v in self.column('variant') if v != self.reference):   # the reference has no strategy
             for m in self.metrics:
                 vals = np.array([r[m] for r in self.rows if r['variant'] == v], dtype=float)
                 rows.append(dict(variant=v, metric=m, mean=float(vals.mean()), std=float(vals.std()),
@@ -325,12 +420,16 @@ class SensitivityReport(Table):
         return Table(rows, ['variant', 'metric', 'mean', 'std', 'min', 'max', 'range'])
 
     def plot(self, metric: str = 'pixel_AUROC'):
-        "Bars per strategy, one per variant, with each variant's range across strategies in the legend."
-        variants, strategies = list(dict.fromkeys(self.column('variant'))), list(dict.fromkeys(self.column('strategy')))
+        "Bars per strategy, one per variant, with each variant's range in the legend; the reference as a dashed line."
+        trained = [r for r in self.rows if r['variant'] != self.reference]
+        variants = list(dict.fromkeys(r['variant'] for r in trained))
+        strategies = list(dict.fromkeys(r['strategy'] for r in trained))
         fig, ax = plt_subplots(figsize=(1.4 * len(strategies) + 2, 3.4))
         series = {v: [next((r[metric] for r in self.rows if r['variant'] == v and r['strategy'] == s), np.nan)
                       for s in strategies] for v in variants}
         grouped_bars(ax, strategies, {f'{v}: range {np.nanmax(x) - np.nanmin(x):.3f}': x for v, x in series.items()})
+        for r in self.rows:
+            if r['variant'] == self.reference: ax.axhline(r[metric], color='k', ls='--', lw=1, label=f"{r['variant']}: {r[metric]:.3f}")
         ax.set(ylim=(0, 1.02), ylabel=metric, title=f'{self.method} {metric} per synthesis strategy')
         ax.legend(fontsize=8, loc='lower left'); fig.tight_layout()
         return fig
@@ -343,20 +442,11 @@ class SensitivityReport(Table):
         import matplotlib.pyplot as plt; plt.close(fig)
         return [self.to_csv(folder / f'{stem}.csv'), self.spread().to_csv(folder / f'{stem}_spread.csv'), png]
 
-def _splits(data, test=None):
-    "Training, validation (None if empty) and test splits of an MVTec-style dataset."
-    if not hasattr(data, 'with_split'):
-        raise DataError(f"data: expected an MVTec-style dataset with .with_split (e.g. MVTecDataset), got {type(data).__name__}")
-    train = data if getattr(data, 'split', None) == 'train' else data.with_split('train')
-    val = data.with_split('val')
-    test = test if test is not None else (data if getattr(data, 'split', None) == 'test' else data.with_split('test'))
-    return train, (val if len(val) else None), test
-
 def synthesis_sensitivity(method: str, data, strategies: Sequence[str] = STRATEGIES, budget: int | None = None,
                           variants: dict[str, dict] | None = None, preset: str = 'tiny', seed: int = 0,
-                          test=None, metrics: Sequence[str] = REPORT_METRICS, progress: bool = False,
-                          **config) -> SensitivityReport:
-    "Train `method` once per synthesis strategy (and variant) at `budget` steps; metrics on the test split."
+                          test=None, metrics: Sequence[str] = REPORT_METRICS, reference: str | None = REFERENCE,
+                          progress: bool = False, **config) -> SensitivityReport:
+    "Train `method` once per synthesis strategy (and variant) at `budget` steps; metrics on the test split; + reference row."
     spec = get_method(method)
     base = spec.config_cls.preset(preset, **config)
     if 'synthesis' not in {f.name for f in dataclasses.fields(base)}:
@@ -365,23 +455,25 @@ def synthesis_sensitivity(method: str, data, strategies: Sequence[str] = STRATEG
     from daf_lite.synthesis import SYNTHESIZERS
     bad = [s for s in strategies if s not in SYNTHESIZERS]
     if bad: raise ValueError(f"unknown synthesis strategy(ies) {bad}; choose from {sorted(SYNTHESIZERS)}")
-    if budget is not None: base = with_budget(base, budget)
+    if reference is not None: _check_reference(reference)
     train, val, test = _splits(data, test)
     ts = load_test_set(test)
-    variants = variants or {method: {}}
+    score = lambda model: score_images(as_predictor(model), ts['images'], ts['masks'], ts['labels'], metrics)
     rows, teacher = [], None
-    for vname, over in variants.items():
-        for s in strategies:
-            seed_everything(seed)
-            model = spec.model_cls(base.replace(synthesis=s, **over))
-            if hasattr(model, 'teacher'):                          # every model gets the first one's teacher weights
-                if teacher is None: teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
-                else: model.teacher.load_state_dict(teacher)
+    for vname, over in (variants or {method: {}}).items():
+        for s in strategies:                                       # every model gets the first one's teacher weights
             t0 = time.perf_counter()
-            fit(model, train, val, seed=seed, progress=False)
+            model = train_method(method, train, val, budget, preset, seed, teacher, **{**config, 'synthesis': s, **over})
             secs = time.perf_counter() - t0
-            r = score_images(as_predictor(model), ts['images'], ts['masks'], ts['labels'], metrics)
-            rows.append({'variant': vname, 'strategy': s, **r, 'train_s': secs})
-            if progress: print(f"{vname} / {s}: " + ', '.join(f'{k} {v:.3f}' for k, v in r.items()) +
+            teacher = teacher or _teacher(model)
+            rows.append({'variant': vname, 'strategy': s, **score(model), 'train_s': secs})
+            if progress: print(f"{vname} / {s}: " + ', '.join(f'{k} {rows[-1][k]:.3f}' for k in metrics) +
                                f"  (trained {secs:.0f} s)", flush=True)
-    return SensitivityReport(rows, metrics, method)
+    label = None
+    if reference is not None:
+        t0 = time.perf_counter()
+        model = train_method(reference, train, val, None, preset, seed, teacher, **_same_input(base, reference))
+        label = reference_label(reference)
+        rows.append({'variant': label, 'strategy': 'none', **score(model), 'train_s': time.perf_counter() - t0})
+    return SensitivityReport(rows, metrics, method, label)
+

@@ -208,13 +208,58 @@ def test_sensitivity_table_and_spread(toy):
     rep = synthesis_sensitivity('daf', toy['test'], strategies=('simple_shape', 'cutpaste'), budget=1, test=toy['small'],
                                 variants={'on': {}, 'off': dict(use_discrepancy=False)}, weights='random', width=8,
                                 batch_size=4)
-    assert len(rep) == 4 and rep.column('variant') == ['on', 'on', 'off', 'off']
-    assert rep.column('strategy') == ['simple_shape', 'cutpaste'] * 2
+    from daf_lite.baselines import reference_label
+    assert len(rep) == 5 and rep.column('variant') == ['on', 'on', 'off', 'off', reference_label()]
+    assert rep.column('strategy') == ['simple_shape', 'cutpaste'] * 2 + ['none']
     sp = rep.spread()
+    assert set(sp.column('variant')) == {'on', 'off'}                    # the reference is not spread over strategies
     for v in ('on', 'off'):
         vals = [r['pixel_AUROC'] for r in rep if r['variant'] == v]
         row = sp.where(variant=v, metric='pixel_AUROC')[0]
         assert row['range'] == pytest.approx(max(vals) - min(vals)) and row['mean'] == pytest.approx(sum(vals) / 2)
+
+
+def test_sensitivity_without_reference(toy):
+    from daf_lite.robustness import synthesis_sensitivity
+    rep = synthesis_sensitivity('daf', toy['test'], strategies=('cutpaste',), budget=1, test=toy['small'],
+                                reference=None, weights='random', width=8, batch_size=4)
+    assert rep.column('variant') == ['daf'] and rep.reference is None
+    with pytest.raises(ValueError, match='training-free'):
+        synthesis_sensitivity('daf', toy['test'], strategies=('cutpaste',), budget=1, reference='rd4ad')
+
+
+# ---- one protocol for every method ---------------------------------------------------------------------------------
+
+def test_train_method_budget_and_shared_teacher(toy):
+    from daf_lite.robustness import train_method
+    a = train_method('rd4ad', toy['test'].with_split('train'), None, budget=2, weights='random', image_size=64)
+    assert a.config.steps == 2 and a.config.epochs is None
+    b = train_method('daf', toy['test'].with_split('train'), None, budget=1, teacher=a.teacher, weights='random',
+                     image_size=64, width=8)
+    x = torch.rand(2, 3, 64, 64)
+    assert all(torch.equal(u, v) for u, v in zip(a.teacher(x), b.teacher(x)))
+    c = train_method('padim', toy['test'].with_split('train'), None, budget=5, teacher=a.teacher, image_size=64)
+    assert c.is_fitted and torch.equal(c.teacher(x)[0], a.teacher(x)[0])       # budget ignored: nothing to train
+
+
+def test_compare_robustness_adds_the_reference(toy, tmp_path):
+    from daf_lite.robustness import compare_robustness, save_comparison, comparison_summary
+    from daf_lite.baselines import reference_label
+    with pytest.raises(ValueError, match=r"\['colour'\]"): compare_robustness(('rd4ad',), toy['test'], colour=1)
+    with pytest.raises(ValueError, match='training-free'): compare_robustness(('rd4ad',), toy['test'], reference='daf')
+    with pytest.raises(ValueError, match='at least one'): compare_robustness((), toy['test'])
+    reps = compare_robustness(('rd4ad',), toy['test'], budget=1, perturbations=('brightness',), severities=(2,),
+                              test=toy['small'], weights='random', image_size=64, batch_size=4)
+    assert list(reps) == ['rd4ad', reference_label()]
+    for rep in reps.values():
+        assert len(rep) == 2 and rep.train_s >= 0 and all(0 <= r['pixel_AUROC'] <= 1 for r in rep)
+    s = comparison_summary(reps)
+    assert s.column('method') == list(reps)
+    assert s[1]['clean_image_AUROC'] == reps[reference_label()].clean['image_AUROC']
+    names = sorted(p.name for p in save_comparison(reps, tmp_path, 'r'))
+    assert 'r_all.csv' in names and 'r_padim_training-free_reference.csv' in names and 'r_pixel_AUROC.png' in names
+    rows = list(csv.DictReader(open(tmp_path / 'r_all.csv')))
+    assert {r['method'] for r in rows} == set(reps) and len(rows) == 4
 
 
 def test_a_real_detector_is_accepted(toy):

@@ -3,8 +3,9 @@ teacher weights; DAF's synthesis-strategy spread with and without its discrepanc
 DAF_LITE_SLOW=1 and ../shared/data.
 
 Budget: DAF_LITE_SLOW_STEPS optimiser steps (default 100) for every trained stage (`with_budget`) of each method's
-`tiny` preset (resnet18, 128 px); severities 1, 3, 5 of all six perturbations. The same teacher weights (the first
-model's — random without ImageNet weights) are copied into every model. `bench/robustness.py --data bottle` runs the
+`tiny` preset (resnet18, 128 px); severities 1, 3, 5 of all six perturbations. `compare_robustness` copies the same
+teacher weights (the first model's — random without ImageNet weights) into every model and adds the training-free
+reference. `bench/robustness.py --data bottle` runs the
 same protocol and writes the CSV/PNG outputs.
 """
 import dataclasses, os, time
@@ -24,29 +25,13 @@ def _bottle(shared_data, split):
 
 @pytest.mark.skipif(not SLOW, reason='slow real-data check: set DAF_LITE_SLOW=1')
 def test_robustness_bottle(shared_data, tmp_path):
-    from daf_lite.core import get_method, seed_everything
-    from daf_lite.training import fit
-    from daf_lite.robustness import REPORT_METRICS, robustness_report, with_budget, combine_reports
-
-    train, val, test = (_bottle(shared_data, s) for s in ('train', 'val', 'test'))
-    reports, teacher = {}, None
-    for method in ('rd4ad', 'daf', 'aand', 'gnl'):
-        spec = get_method(method)
-        names = {f.name for f in dataclasses.fields(spec.config_cls)}
-        seed_everything(0)
-        cfg = with_budget(spec.config_cls.preset('tiny', **({'foreground': 'auto'} if 'foreground' in names else {})), STEPS)
-        model = spec.model_cls(cfg)
-        if teacher is None: teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
-        else: model.teacher.load_state_dict(teacher)
-        t0 = time.perf_counter()
-        fit(model, train, val, seed=0, progress=False)
-        reports[method] = rep = robustness_report(model, test, severities=(1, 3, 5), name=method)
-        rep.save(tmp_path)
-        print(f"{method}: {time.perf_counter() - t0:.0f} s; clean " +
-              ', '.join(f'{k} {rep.clean[k]:.3f}' for k in REPORT_METRICS) + '; mean drop ' +
-              ', '.join(f'{k} {rep.mean_drop(k):+.3f}' for k in REPORT_METRICS), flush=True)
-        print(rep.summary(), flush=True)
-    combine_reports(reports).to_csv(tmp_path / 'all.csv')
+    from daf_lite.robustness import REPORT_METRICS, compare_robustness, comparison_summary, save_comparison
+    from daf_lite.baselines import reference_label
+    reports = compare_robustness(('rd4ad', 'daf', 'aand', 'gnl'), _bottle(shared_data, 'test'), budget=STEPS,
+                                 severities=(1, 3, 5), foreground='auto', progress=True)
+    save_comparison(reports, tmp_path)
+    print(comparison_summary(reports), flush=True)
+    assert list(reports) == ['rd4ad', 'daf', 'aand', 'gnl', reference_label()]
     for name, rep in reports.items():
         for r in rep:
             assert all(0 <= r[k] <= 1 for k in REPORT_METRICS), (name, r)
@@ -64,4 +49,4 @@ def test_daf_synthesis_spread_bottle(shared_data):
                                 variants={'DAF': {}, 'DAF, no cue': dict(use_discrepancy=False)}, foreground='auto',
                                 textures=str(shared_data / 'dtd_subset' / 'images'), progress=True)
     print(rep); print(rep.spread())
-    assert len(rep) == 8 and all(0 <= r['pixel_AUROC'] <= 1 for r in rep)
+    assert len(rep) == 9 and all(0 <= r['pixel_AUROC'] <= 1 for r in rep)      # 2 variants x 4 strategies + reference
