@@ -11,8 +11,8 @@ from typing import Sequence
 from .core import DataError
 
 # %% auto #0
-__all__ = ['TABLE_METRICS', 'DEMO_METHOD', 'DEMO_STEPS', 'DEMO_REFERENCE', 'format_table', 'cmd_demo', 'cmd_train',
-           'reference_row', 'cmd_eval', 'cmd_predict', 'cmd_methods', 'main']
+__all__ = ['TABLE_METRICS', 'DEMO_METHOD', 'DEMO_STEPS', 'DEMO_OPTIONS', 'format_table', 'demo_category', 'cmd_demo', 'cmd_train',
+           'reference_row', 'cmd_eval', 'cmd_robustness', 'cmd_predict', 'cmd_methods', 'main']
 
 # %% ../nbs/15_cli.ipynb #ab249369
 TABLE_METRICS = ('image_AUROC', 'image_F1Max', 'pixel_AUROC', 'pixel_AUPRO')
@@ -28,7 +28,8 @@ def format_table(rows: Sequence[dict], metrics: Sequence[str] = TABLE_METRICS) -
     return '\n'.join([line(head), line(['-' * w for w in widths]), *map(line, body)])
 
 # %% ../nbs/15_cli.ipynb #c0c48817
-DEMO_METHOD, DEMO_STEPS, DEMO_REFERENCE = 'daf', 150, 'padim'
+DEMO_METHOD, DEMO_STEPS = 'daf', 130
+DEMO_OPTIONS = {'washer': dict(foreground='auto')}   # an object on a plain background: synthesise on the object only
 
 def _device_arg(a) -> str | None: return getattr(a, 'device', None)
 
@@ -37,30 +38,76 @@ def _report(det, data, out: Path, prediction) -> dict:
     from daf_lite.explore import save_report
     return save_report(det, data, out, prediction=prediction)
 
-def cmd_demo(a) -> int:
-    "Train the demo method on the bundled toy data, compare with the no-training reference, write a report."
-    from daf_lite.data import toy_root, TOY_CATEGORIES
+def _options(method: str, opts: dict) -> dict:
+    "`opts` restricted to the options `method`'s configuration has."
+    import dataclasses
+    from daf_lite.core import get_method
+    names = {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+    return {k: v for k, v in opts.items() if k in names}
+
+def demo_category(category: str, method: str = DEMO_METHOD, steps: int = DEMO_STEPS, out: str | Path = 'daf_lite_demo',
+                  device: str | None = None, progress: bool = True, threads: int | None = None) -> dict:
+    "Train `method` on one toy category, fit the training-free reference, write the report: rows, metrics, weights."
+    import torch
+    if threads:                                   # a worker process: hand the warnings to the parent, which prints them
+        torch.set_num_threads(threads)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            res = demo_category(category, method, steps, out, device, progress)
+        return {**res, 'warnings': list(dict.fromkeys(str(w.message) for w in caught))}
+    from daf_lite.data import toy_root
     from daf_lite.detector import Detector, open_dataset
+    from daf_lite.baselines import reference_label
+    t0 = time.time()
+    det = Detector(method, device=device, **_stage_opts(method, dict(steps=steps)),
+                   **_options(method, DEMO_OPTIONS.get(category, {})))
+    det.fit(toy_root() / category, progress=progress)
+    test = open_dataset(toy_root(), category, 'test', det.image_size)
+    pr = det.predict(test)
+    m = det.evaluate(test, prediction=pr)
+    _report(det, test, Path(out) / category, pr)
+    rows = [{'category': category, 'method': method, **m, 'seconds': time.time() - t0}]
+    t0 = time.time()
+    ref = det.reference(toy_root() / category)
+    mr = ref.evaluate(test)
+    rows.append({'category': category, 'method': reference_label(ref.method), **mr, 'seconds': time.time() - t0})
+    weights = getattr(getattr(det.model, 'teacher', None), 'weights_source', det.config.weights)
+    return {'rows': rows, 'results': {method: m, ref.method: mr}, 'weights': weights}
+
+def _demo_workers(categories: Sequence[str], device: str | None) -> int:
+    "Categories trained at once: one process per category on a CPU with a core for each, else one at a time."
+    from daf_lite.core import get_device
+    if len(categories) < 2 or get_device(device).type != 'cpu': return 1
+    return max(1, min(len(categories), os.cpu_count() or 1))
+
+def cmd_demo(a) -> int:
+    "Train the demo method on the bundled toy data beside the training-free reference; write a report."
+    from daf_lite.data import TOY_CATEGORIES
     out = Path(a.out).expanduser(); out.mkdir(parents=True, exist_ok=True)
-    rows, results, weights = [], {}, None
-    for cat in a.categories or TOY_CATEGORIES:
-        for method, opts in ((a.method, dict(steps=a.steps)), (DEMO_REFERENCE, {})):
-            t0 = time.time()
-            det = Detector(method, device=_device_arg(a), **opts)
-            if weights is None: weights = getattr(getattr(det.model, 'teacher', None), 'weights_source', det.config.weights)
-            det.fit(toy_root() / cat, progress=not a.quiet)
-            test = open_dataset(toy_root(), cat, 'test', det.image_size)
-            pr = det.predict(test)
-            m = det.evaluate(test, prediction=pr)
-            label = method if method == a.method else f'{method} (no training)'
-            rows.append({'category': cat, 'method': label, **m, 'seconds': time.time() - t0})
-            results.setdefault(cat, {})[method] = {k: v for k, v in m.items()}
-            if method == a.method: _report(det, test, out / cat, pr)
-    (out / 'metrics.json').write_text(json.dumps({'teacher_weights': weights, 'steps': a.steps, 'results': results},
+    cats = list(a.categories or TOY_CATEGORIES)
+    workers = _demo_workers(cats, _device_arg(a))
+    kw = dict(method=a.method, steps=a.steps, out=out, device=_device_arg(a))
+    t0 = time.time()
+    if workers == 1: done = {c: demo_category(c, progress=not a.quiet, **kw) for c in cats}
+    else:                                  # CPU: one process per category, the cores shared out (faster than threads)
+        import concurrent.futures as cf, multiprocessing as mp
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        if not a.quiet: print(f"training {', '.join(cats)} in {workers} processes of {threads} thread(s) each ...",
+                              flush=True)
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:
+            futs = {c: ex.submit(demo_category, c, progress=False, threads=threads, **kw) for c in cats}
+            for f in cf.as_completed(futs.values()):
+                c = next(k for k, v in futs.items() if v is f)
+                if not a.quiet: print(f"  {c}: done after {time.time() - t0:.0f} s", flush=True)
+            done = {c: futs[c].result() for c in cats}
+        for msg in dict.fromkeys(m for d in done.values() for m in d['warnings']): warnings.warn(msg)
+    weights = next(iter(done.values()))['weights']
+    (out / 'metrics.json').write_text(json.dumps({'teacher_weights': weights, 'steps': a.steps,
+                                                  'results': {c: d['results'] for c, d in done.items()}},
                                                  indent=1, default=float))
-    print(format_table(rows))
-    print(f"\nteacher weights: {weights}\nwrote {out / 'metrics.json'} and heatmap overlays in "
-          f"{', '.join(str(out / c) for c in results)}")
+    print(format_table([r for d in done.values() for r in d['rows']]))
+    print(f"\nteacher weights: {weights}; {time.time() - t0:.0f} s in all\nwrote {out / 'metrics.json'} and heatmap "
+          f"overlays in {', '.join(str(out / c) for c in done)}")
     return 0
 
 def cmd_train(a) -> int:
@@ -92,12 +139,11 @@ def _stage_opts(method: str, opts: dict) -> dict:
     return out
 
 def reference_row(det, data, category, test) -> dict:
-    "The training-free reference (PaDiM, same backbone, size and teacher weights) fitted on `data`'s train split."
-    from daf_lite.detector import Detector
+    "The training-free reference's row: fitted on `data`'s train split with `det`'s teacher weights, scored on `test`."
+    from daf_lite.baselines import reference_label
     t0 = time.time()
-    ref = Detector(DEMO_REFERENCE, backbone=det.config.backbone, image_size=det.image_size, weights=det.config.weights,
-                   device=det.device).fit(data, category=category, progress=False)
-    return {'method': f'{DEMO_REFERENCE} (no training)', **ref.evaluate(test), 'seconds': time.time() - t0}
+    ref = det.reference(data, category=category)
+    return {'method': reference_label(ref.method), **ref.evaluate(test), 'seconds': time.time() - t0}
 
 def cmd_eval(a) -> int:
     "Metrics of a saved detector on a test split; optionally a report folder."
@@ -108,11 +154,63 @@ def cmd_eval(a) -> int:
     m = det.evaluate(test, prediction=pr)
     cat = getattr(test, 'category', str(a.data))
     rows = [{'category': cat, 'method': det.method, **m}]
-    if a.reference and det.method != DEMO_REFERENCE and not det.spec.training_free:
+    if a.reference and not det.spec.training_free:
         rows.append({'category': cat, **reference_row(det, a.data, a.category, test)})
     print(format_table(rows))
     if a.report: _report(det, test, Path(a.report), pr); print(f"wrote the report into {a.report}")
     if a.json: Path(a.json).write_text(json.dumps(m, indent=1, default=float)); print(f"wrote {a.json}")
+    return 0
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try: return tuple(int(s) for s in text.split(','))
+    except ValueError: raise ValueError(f"{flag} {text!r}: expected comma-separated integers, e.g. 1,3,5") from None
+
+def cmd_robustness(a) -> int:
+    "Clean vs perturbed metrics of several methods (trained at one budget) or saved detectors, beside the reference."
+    from daf_lite.core import get_method
+    from daf_lite.detector import Detector, open_dataset
+    from daf_lite.baselines import REFERENCE, reference_label
+    from daf_lite.robustness import (PERTURBATIONS, STRATEGIES, compare_robustness, comparison_summary,
+                                     robustness_report, save_comparison, synthesis_sensitivity)
+    sev = _int_list(a.severities, '--severities')
+    if any(not 1 <= s <= 5 for s in sev): raise ValueError(f"--severities {a.severities!r}: severities run from 1 to 5")
+    kinds = PERTURBATIONS if a.perturbations == 'all' else tuple(a.perturbations.split(','))
+    bad = [k for k in kinds if k not in PERTURBATIONS]
+    if bad: raise ValueError(f"--perturbations: unknown {bad}; choose from {','.join(PERTURBATIONS)} or 'all'")
+    out = Path(a.out).expanduser()
+    opts = {k: v for k, v in dict(backbone=a.backbone, image_size=a.image_size, weights=a.weights,
+                                  foreground=a.foreground).items() if v is not None}
+    if a.detectors:                                              # saved detectors, each at its own size
+        dets = [Detector.load(d, device=_device_arg(a)) for d in a.detectors]
+        reports = {}
+        for d, path in zip(dets, a.detectors):
+            test = open_dataset(a.data, a.category, 'test', d.image_size)
+            name = d.method if d.method not in reports else f'{d.method} ({Path(path).name})'
+            reports[name] = robustness_report(d, test, kinds, sev, name=name)
+        if a.reference:
+            ref = dets[0].reference(a.data, category=a.category)
+            test = open_dataset(a.data, a.category, 'test', ref.image_size)
+            reports[reference_label(ref.method)] = robustness_report(ref, test, kinds, sev, name=reference_label(ref.method))
+    else:
+        methods = tuple(a.methods.split(','))
+        size = a.image_size or get_method(methods[0]).config_cls.preset(a.preset).image_size
+        test = open_dataset(a.data, a.category, 'test', size)
+        reports = compare_robustness(methods, test, budget=a.budget, perturbations=kinds, severities=sev,
+                                     reference=REFERENCE if a.reference else None, preset=a.preset,
+                                     progress=not a.quiet, **opts)
+    files = save_comparison(reports, out, 'robustness')
+    print(comparison_summary(reports))
+    if a.sensitivity:
+        strategies = STRATEGIES if a.sensitivity == 'all' else tuple(a.sensitivity.split(','))
+        m = a.sensitivity_method
+        variants = {m: {}, f'{m}, no cue': dict(use_discrepancy=False)} if m == 'daf' else None
+        size = a.image_size or get_method(m).config_cls.preset(a.preset).image_size
+        sens = synthesis_sensitivity(m, open_dataset(a.data, a.category, 'test', size), strategies, a.budget,
+                                     variants, a.preset, reference=REFERENCE if a.reference else None,
+                                     progress=not a.quiet, **_options(m, opts))
+        files += sens.save(out)
+        print(sens); print(sens.spread())
+    print(f"\nwrote {len(files)} files (CSV tables, PNG figures) into {out}")
     return 0
 
 def cmd_predict(a) -> int:
@@ -173,12 +271,34 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument('--report', help='also write overlays, curves and metrics.json into this folder')
     e.add_argument('--json', help='write the metrics to this JSON file')
     e.add_argument('--no-reference', dest='reference', action='store_false',
-                   help=f'skip the training-free reference row ({DEMO_REFERENCE} fitted on the same train split)')
+                   help='skip the training-free reference row (PaDiM fitted on the same train split)')
     dev(e); e.set_defaults(func=cmd_eval)
     r = sub.add_parser('predict', help='score images and write heatmap overlays')
     r.add_argument('detector'); r.add_argument('images', nargs='+', help='image files or folders')
     r.add_argument('--out', required=True, help='folder for the overlays and scores.csv')
     dev(r); r.set_defaults(func=cmd_predict)
+    o = sub.add_parser('robustness', help='clean vs perturbed metrics of several methods or saved detectors beside '
+                                          'the training-free reference; CSV tables and PNG figures')
+    o.add_argument('detectors', nargs='*', help='folders written by `daf-lite train` (default: train --methods)')
+    o.add_argument('--data', required=True, help='MVTec-style root (with --category) or a category folder')
+    o.add_argument('--category', help='category under --data')
+    o.add_argument('--methods', default='rd4ad,daf,aand,gnl',
+                   help='methods trained at --budget, one teacher for all, when no detector is given (default: '
+                        'rd4ad,daf,aand,gnl)')
+    o.add_argument('--budget', type=int, default=100, help='optimiser steps per trained stage (default: 100)')
+    o.add_argument('--preset', default='tiny', help="'tiny' (fast) or 'paper'")
+    o.add_argument('--perturbations', default='all', help='comma list of brightness, contrast, defocus_blur, '
+                                                          'gaussian_noise, rotation, jpeg; or all (default)')
+    o.add_argument('--severities', default='1,3,5', help='comma list of severities 1-5 (default: 1,3,5)')
+    o.add_argument('--sensitivity', help="also train --sensitivity-method once per synthesis strategy: a comma list "
+                                         "(e.g. draem,simple_shape) or all")
+    o.add_argument('--sensitivity-method', default='daf', help='default: daf, with and without its discrepancy cue')
+    o.add_argument('--backbone'); o.add_argument('--image-size', type=int)
+    o.add_argument('--weights', help='teacher weights: auto, imagenet, random or a file')
+    o.add_argument('--foreground', help="'auto': synthesise anomalies on the object only (objects on a plain background)")
+    o.add_argument('--no-reference', dest='reference', action='store_false', help='skip the training-free reference')
+    o.add_argument('--out', default='daf_lite_robustness', help='output folder (default: ./daf_lite_robustness)')
+    dev(o); quiet(o); o.set_defaults(func=cmd_robustness)
     m = sub.add_parser('methods', help='list the registered methods'); m.set_defaults(func=cmd_methods)
     return p
 

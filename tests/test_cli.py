@@ -61,7 +61,7 @@ def test_train_eval_predict(tmp_path):
     m = json.loads((tmp_path / 'm.json').read_text())
     assert 0 <= m['image_AUROC'] <= 1 and 'per_defect' in m and m['threshold'] is not None
     rows = {re.split(r'\s{2,}', line)[1]: line for line in r.stdout.splitlines() if line.startswith('washer')}
-    assert set(rows) == {'rd4ad', 'padim (no training)'}, r.stdout        # the training-free reference row
+    assert set(rows) == {'rd4ad', 'padim (training-free reference)'}, r.stdout        # the training-free reference row
     assert f"{m['image_AUROC']:.3f}" in rows['rd4ad']
     assert list((tmp_path / 'rep').glob('*.png')) or list((tmp_path / 'rep').glob('*/*.png'))
     imgs = sorted((toy_root() / 'washer' / 'test' / 'scratch').glob('*.png'))[:2]
@@ -72,6 +72,14 @@ def test_train_eval_predict(tmp_path):
     assert [row['path'] for row in rows] == list(map(str, imgs + good))
     assert all((tmp_path / 'pred' / row['overlay']).is_file() for row in rows)
     one_line_error(daf_lite('predict', det, tmp_path / 'nope.png', '--out', tmp_path / 'p2'), 'nope.png')
+    r = daf_lite('robustness', det, '--data', toy_root() / 'washer', '--perturbations', 'brightness,jpeg',
+                 '--severities', '2', '--out', tmp_path / 'rob')
+    assert r.returncode == 0, r.stderr
+    summary = list(csv.DictReader(open(tmp_path / 'rob' / 'robustness_summary.csv')))
+    assert [s['method'] for s in summary] == ['rd4ad', 'padim (training-free reference)']
+    assert float(summary[0]['clean_image_AUROC']) == pytest.approx(m['image_AUROC'], abs=1e-9)   # same model, same test set
+    assert len(list(csv.DictReader(open(tmp_path / 'rob' / 'robustness_all.csv')))) == 2 * (1 + 2)
+    one_line_error(daf_lite('robustness', det, '--data', toy_root() / 'washer', '--severities', '0,9'), 'severities')
     (det / 'model.safetensors').write_bytes((det / 'model.safetensors').read_bytes()[:100])   # truncate
     one_line_error(daf_lite('eval', det, '--data', toy_root() / 'washer'), 'truncated')
 
@@ -82,5 +90,5 @@ def test_demo_writes_report(tmp_path):
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / 'demo' / 'metrics.json').read_text())
     assert set(m['results']['tile']) == {'daf', 'padim'}
-    assert 'padim (no training)' in r.stdout and str(tmp_path / 'demo') in r.stdout
+    assert 'padim (training-free reference)' in r.stdout and str(tmp_path / 'demo') in r.stdout
     assert list((tmp_path / 'demo' / 'tile').rglob('*.png'))
