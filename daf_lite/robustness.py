@@ -347,7 +347,7 @@ def compare_robustness(methods: Sequence[str], data, budget: int | None = 100,
         if opts is None: opts = _same_input(first, method)          # the reference: the first model's teacher and size
         model = train_method(method, train, val, budget, preset, seed, teacher, **opts)
         t1 = time.perf_counter()
-        teacher, first = teacher or _teacher(model), first or model.config
+        if first is None: teacher, first = _teacher(model), model.config
         rep = robustness_report(model, test, perturbations, severities, seed, batch_size, name=label)
         rep.train_s, rep.score_s = t1 - t0, time.perf_counter() - t1
         reports[label] = rep
@@ -465,7 +465,7 @@ def synthesis_sensitivity(method: str, data, strategies: Sequence[str] = STRATEG
             t0 = time.perf_counter()
             model = train_method(method, train, val, budget, preset, seed, teacher, **{**config, 'synthesis': s, **over})
             secs = time.perf_counter() - t0
-            teacher = teacher or _teacher(model)
+            if teacher is None: teacher = _teacher(model)
             rows.append({'variant': vname, 'strategy': s, **score(model), 'train_s': secs})
             if progress: print(f"{vname} / {s}: " + ', '.join(f'{k} {rows[-1][k]:.3f}' for k in metrics) +
                                f"  (trained {secs:.0f} s)", flush=True)
