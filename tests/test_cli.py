@@ -85,10 +85,16 @@ def test_train_eval_predict(tmp_path):
 
 
 def test_demo_writes_report(tmp_path):
-    "A shortened demo (one category, few steps): table, metrics.json, overlays; the full demo is measured in bench/."
-    r = daf_lite('demo', '--categories', 'tile', '--steps', 4, '--out', tmp_path / 'demo', '--quiet')
+    "A shortened demo (both categories, few steps; on a CPU they train in two processes): table, metrics.json, overlays."
+    r = daf_lite('demo', '--steps', 3, '--out', tmp_path / 'demo')
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / 'demo' / 'metrics.json').read_text())
-    assert set(m['results']['tile']) == {'daf', 'padim'}
-    assert 'padim (training-free reference)' in r.stdout and str(tmp_path / 'demo') in r.stdout
-    assert list((tmp_path / 'demo' / 'tile').rglob('*.png'))
+    assert set(m['results']) == {'tile', 'washer'} and m['steps'] == 3
+    for cat in ('tile', 'washer'):
+        assert set(m['results'][cat]) == {'daf', 'padim'}
+        assert list((tmp_path / 'demo' / cat).rglob('*.png'))
+        rows = [line for line in r.stdout.splitlines() if line.startswith(cat)]
+        assert len(rows) == 2 and 'padim (training-free reference)' in rows[1], r.stdout
+    assert str(tmp_path / 'demo') in r.stdout
+    if (os.cpu_count() or 1) > 1: assert 'in 2 processes' in r.stdout, r.stdout      # the parallel path ran
+    assert r.stderr.count('no ImageNet weights') <= 1, r.stderr                        # the warning once, not per process
