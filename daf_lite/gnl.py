@@ -222,6 +222,7 @@ class GNLConfig(RD4ADConfig):
     struct_temperature: float = 1.0
     struct_reduction: str = 'mean'        # 'mean' (official: KL / hw) | 'kl' (CWD: tau^2 KL)
     views: bool = True                    # False: distil normal images only (no augmented views)
+    precise_bn: bool = True               # after distillation: the student's BatchNorm statistics of its final weights
     p_augmix: float = 0.5                 # share of AugMix views (the rest: rotation chains)
     view_severity: int = 3
     augmix_width: int = 3
@@ -296,6 +297,7 @@ class GNL(RD4AD):
         out = []
         if c.steps or c.epochs:
             rd = super().stages()[0]                                      # RD4AD's stage: parameters, Adam, length
+            rd = dataclasses.replace(rd, precise_bn=c.precise_bn)        # see the training chapter
             out.append(dataclasses.replace(rd, data='synthetic', synthesizer=self.views) if c.views else rd)
         if self.seg is not None and (c.steps_seg or c.epochs_seg):
             groups = lambda ps: torch.optim.SGD(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, dataclasses, json, math, os, random, tempfile, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 from torch import nn, Tensor
@@ -19,7 +19,8 @@ from .core import Config, DataError, get_device, seed_everything
 __all__ = ['CHECKPOINT_FORMAT', 'MODEL_FILE', 'CONFIG_FILE', 'OPTIMIZER_FILE', 'Stage', 'AnomalyModel', 'check_output', 'History',
            'atomic_write', 'save_checkpoint', 'read_checkpoint_meta', 'load_checkpoint', 'derive_seed', 'EpochOrder',
            'seed_worker', 'make_loader', 'batches_per_epoch', 'to_device', 'get_rng_state', 'set_rng_state',
-           'amp_dtype', 'autocast', 'train_step', 'validation_loss', 'stage_mode', 'fit']
+           'amp_dtype', 'autocast', 'train_step', 'validation_loss', 'stage_mode', 'precise_batchnorm',
+           'stage_batchnorm', 'fit']
 
 # %% ../nbs/06_training.ipynb #a62aabe0
 def _adam(params: list) -> torch.optim.Optimizer:
@@ -43,6 +44,7 @@ class Stage:
     fit_pass: Callable[[Iterable[dict]], None] | None = None   # training-free stage: one pass, no optimiser
     p_anomaly: float = 1.0                                     # synthetic stages: share of items given an anomaly
     grad_clip: float | None = None                             # clip the gradient norm to this, if set
+    precise_bn: bool = False                                   # at the end: BatchNorm statistics of the final weights
 
     def __post_init__(self):
         where = f"Stage {self.name!r}"
@@ -404,6 +406,25 @@ def _resume_state(model: nn.Module, ckpt: Path, seed: int, stages: list[Stage]) 
     info = load_checkpoint(ckpt, model, optimizer=True)   # states on the CPU; the optimiser moves its own
     return tr, info['optimizer_states']
 
+def precise_batchnorm(modules: Sequence[nn.Module], run: Callable[[], Any]) -> int:
+    "Reset the statistics of the BatchNorm layers in train mode in `modules`; re-estimate them exactly over `run()`."
+    bns = [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    saved = [(b, b.momentum) for b in bns]
+    for b in bns: b.reset_running_stats(); b.momentum = None          # momentum None: a cumulative (exact) average
+    try:
+        with torch.no_grad(): run()
+    finally:
+        for b, momentum in saved: b.momentum = momentum
+    return len(bns)
+
+def stage_batchnorm(model: nn.Module, stage: Stage, data: Dataset, device: torch.device, dtype, seed: int, si: int,
+                    num_workers: int = 0) -> int:
+    "`precise_bn`: one more epoch of the stage's own batches through its loss, no gradients, BN statistics re-estimated."
+    def run():
+        for b in make_loader(data, stage.batch_size, device, derive_seed(seed, si, -1), 0, num_workers):
+            with autocast(device, dtype): stage.loss(to_device(b, device))
+    return precise_batchnorm(stage.train_modules() if stage.train_modules is not None else [model], run)
+
 def fit(model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = None, *, device=None, seed: int = 0,
         max_time: float | None = None, ckpt_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         num_workers: int = 0, max_steps: int | None = None, ckpt_every: float = 300.0, amp: bool | None = None) -> History:
@@ -486,7 +507,9 @@ def fit(model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = Non
                     bar.set_postfix(loss=f'{loss:.4g}', val=f'{history.val_losses[stage.name][-1]:.4g}')
                 history.times[stage.name] = clock()
                 stop = out_of_budget() and step < total
-                if step == total: save(si + 1, 0, None)
+                if step == total:
+                    if stage.precise_bn: stage_batchnorm(model, stage, data, device, dtype, seed, si, num_workers)
+                    save(si + 1, 0, None)
                 elif stop or (epoch_end and time.monotonic() - last_save >= ckpt_every): save(si, step, states())
                 if stop: history.stopped_early = True; break
         bar.close()
