@@ -12,7 +12,7 @@ teacher). Writes per-method CSV/PNG, combined and summary CSVs and comparison PN
 synthesis strategies, or 'none') also runs DAF with and without its discrepancy cue once per strategy.
 Set OMP_NUM_THREADS (e.g. 1 on a shared machine) for stable timings; the seconds printed are wall clock.
 """
-import argparse, dataclasses, sys, time, warnings
+import argparse, dataclasses, sys, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ warnings.simplefilter('ignore')
 import torch
 from daf_lite.core import get_method
 from daf_lite.data import MVTecDataset, toy_root
-from daf_lite.robustness import (REPORT_METRICS, compare_robustness, comparison_summary, save_comparison,
+from daf_lite.robustness import (REPORT_METRICS, compare_robustness, save_comparison,
                                  synthesis_sensitivity)
 
 BOTTLE = ROOT.parent / 'shared' / 'data' / 'mvtec_ad'

@@ -8,10 +8,9 @@ teacher weights (the first model's — random without ImageNet weights) into eve
 reference. `bench/robustness.py --data bottle` runs the
 same protocol and writes the CSV/PNG outputs.
 """
-import dataclasses, os, time
+import os
 
 import pytest
-import torch
 
 pytestmark = pytest.mark.slow
 SLOW = os.environ.get('DAF_LITE_SLOW') == '1'
