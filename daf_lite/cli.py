@@ -28,8 +28,9 @@ def format_table(rows: Sequence[dict], metrics: Sequence[str] = TABLE_METRICS) -
     return '\n'.join([line(head), line(['-' * w for w in widths]), *map(line, body)])
 
 # %% ../nbs/15_cli.ipynb #c0c48817
-DEMO_METHOD, DEMO_STEPS = 'daf', 130
-DEMO_OPTIONS = {'washer': dict(foreground='auto')}   # an object on a plain background: synthesise on the object only
+DEMO_METHOD, DEMO_STEPS = 'daf', 240
+DEMO_OPTIONS = {'tile': dict(batch_size=4),
+                'washer': dict(batch_size=4, foreground='auto')}  # an object on a plain background: defects on the object
 
 def _device_arg(a) -> str | None: return getattr(a, 'device', None)
 
