@@ -4,16 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #c1a91718
 from __future__ import annotations
-import os, random, warnings, dataclasses, json
+import contextlib, os, random, tempfile, warnings, dataclasses, json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'METHODS', 'available_devices', 'get_device', 'seed_everything', 'DataError', 'is_image_file',
-           'load_image', 'load_mask', 'save_image', 'to_numpy', 'show_images', 'Config', 'MethodSpec',
+           'load_image', 'load_mask', 'save_image', 'atomic_write', 'to_numpy', 'show_images', 'Config', 'MethodSpec',
            'register_method', 'load_methods', 'get_method', 'Prediction']
 
 # %% ../nbs/00_core.ipynb #d83aacf0
@@ -118,6 +118,25 @@ def save_image(img: torch.Tensor | np.ndarray, path: str | Path) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(a).save(path)
     return path
+
+# %% ../nbs/00_core.ipynb #b8903807
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    "Create `path` atomically: `write(tmp)` fills a temporary file beside it, which is fsynced and moved over `path`."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    umask = os.umask(0); os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)                       # mkstemp makes 0600; give the file the usual permissions
+    try:
+        write(Path(tmp))
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        raise
+    return path
+
 
 # %% ../nbs/00_core.ipynb #2a031377
 def to_numpy(x: Any) -> np.ndarray:

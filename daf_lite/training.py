@@ -13,14 +13,13 @@ import torch
 from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
-from .core import Config, DataError, get_device, seed_everything
+from .core import Config, DataError, atomic_write, get_device, seed_everything
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'MODEL_FILE', 'CONFIG_FILE', 'OPTIMIZER_FILE', 'Stage', 'AnomalyModel', 'check_output', 'History',
-           'atomic_write', 'save_checkpoint', 'read_checkpoint_meta', 'load_checkpoint', 'derive_seed', 'EpochOrder',
-           'seed_worker', 'make_loader', 'batches_per_epoch', 'to_device', 'get_rng_state', 'set_rng_state',
-           'amp_dtype', 'autocast', 'train_step', 'validation_loss', 'stage_mode', 'precise_batchnorm',
-           'stage_batchnorm', 'fit']
+           'save_checkpoint', 'read_checkpoint_meta', 'load_checkpoint', 'derive_seed', 'EpochOrder', 'seed_worker',
+           'make_loader', 'batches_per_epoch', 'to_device', 'get_rng_state', 'set_rng_state', 'amp_dtype', 'autocast',
+           'train_step', 'validation_loss', 'stage_mode', 'precise_batchnorm', 'stage_batchnorm', 'fit']
 
 # %% ../nbs/06_training.ipynb #a62aabe0
 def _adam(params: list) -> torch.optim.Optimizer:
@@ -140,23 +139,6 @@ def _subplots(*args, **kwargs):
 # %% ../nbs/06_training.ipynb #8c3398fa
 CHECKPOINT_FORMAT = 1
 MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = 'model.safetensors', 'config.json', 'optimizer.pt'
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    "Create `path` atomically: `write(tmp)` fills a temporary file beside it, which is fsynced and moved over `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    umask = os.umask(0); os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)                       # mkstemp makes 0600; give the file the usual permissions
-    try:
-        write(Path(tmp))
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
-    return path
 
 def _cpu_tensors(model: nn.Module) -> dict[str, Tensor]:
     "The state dict as contiguous CPU tensors, no two sharing memory (safetensors refuses shared storage)."

