@@ -11,7 +11,8 @@ from torch import nn, Tensor
 from .core import register_method
 from .discrepancy import cosine_distance, cosine_loss, upsample_sum, gaussian_blur, image_score
 from .training import Stage
-from .rd import OCBE, ReverseDecoder, block_spec
+from .rd import build_student
+from .teacher import DEFAULT_BACKBONE
 from .amplification import AmplificationConfig, AmplifiedTeacher, adam_multistep, multistep
 
 # %% auto #0
@@ -51,9 +52,11 @@ class AANDConfig(AmplificationConfig):
     amplify: bool = True                  # False: no RAA branches (ablation: the vanilla teacher)
     bottleneck_blocks: int | None = None  # blocks in the OCE (None: 3 for bottleneck nets, 2 for basic ones)
     decoder_blocks: tuple | None = None   # blocks per decoder stage, deepest first (None: the teacher's, in order)
+    student_block: str | None = None      # 'basic' | 'bottleneck' | 'inverted' (None: the teacher's kind)
+    channels_last: bool | None = None     # store the student NHWC (None: for an inverted-residual student)
     PRESETS = {'paper': {},
-               'tiny': dict(backbone='resnet18', image_size=128, batch_size=8, epochs_stage1=None, steps_stage1=30,
-                            epochs_stage2=None, steps_stage2=40)}
+               'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs_stage1=None, steps_stage1=50,
+                            epochs_stage2=None, steps_stage2=100, decoder_blocks=(2, 2, 2))}
 
 # %% ../nbs/10_hard_distillation.ipynb #a8a6af8b
 class AAND(AmplifiedTeacher):
@@ -65,11 +68,8 @@ class AAND(AmplifiedTeacher):
         c = self.config
         if c.distill_loss not in ('hkd', 'cosine'):
             raise ValueError(f"distill_loss={c.distill_loss!r}: expected 'hkd' (AAND) or 'cosine' (RD4AD's loss)")
-        kind, width, counts = block_spec(self.teacher)
-        ch = self.teacher.channels
-        self.bottleneck = OCBE(ch, self.teacher.strides, kind, width,
-                               c.bottleneck_blocks or (3 if kind == 'bottleneck' else 2))
-        self.decoder = ReverseDecoder(ch, self.bottleneck.out_channels, kind, width, c.decoder_blocks or counts)
+        self.bottleneck, self.decoder = build_student(self.teacher, c.student_block, c.bottleneck_blocks, c.decoder_blocks,
+                                                      c.channels_last)
         self.distillation = HardDistillationLoss(c.hkd_k, c.hkd_global_weight) if c.distill_loss == 'hkd' else cosine_loss
 
     def trainable(self) -> list[nn.Module]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import Config
-from .teacher import Teacher
+from .teacher import DEFAULT_BACKBONE, Teacher
 from .discrepancy import cosine_distance, upsample_sum, gaussian_blur, image_score
 from .training import AnomalyModel, Stage
 
@@ -135,7 +135,7 @@ class AmplificationConfig(Config):
     score: str = 'max'                    # image score: 'max' or 'topk'
     topk: int = 50
     PRESETS = {'paper': {},
-               'tiny': dict(backbone='resnet18', image_size=128, batch_size=8, epochs_stage1=None, steps_stage1=30)}
+               'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs_stage1=None, steps_stage1=50)}
 
 def adam_multistep(params: list, lr: float, betas: Sequence[float]) -> torch.optim.Adam:
     "Adam (fused where torch has the kernel for the parameters' device)."

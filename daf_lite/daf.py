@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import Config, register_method
-from .teacher import FeatureExtractor
+from .teacher import DEFAULT_BACKBONE, FeatureExtractor
 from .discrepancy import discrepancy_maps, gaussian_blur, image_score
 from .training import AnomalyModel, Stage
 
@@ -133,8 +133,8 @@ class DAFConfig(Config):
     PRESETS = {
         'paper': dict(image_size=256, synthesis='draem', width=256, lr=2e-4, weight_decay=1e-5, batch_size=8,
                       epochs=1200, steps=None, warmup_epochs=50, lr_decay_at=(0.583, 0.833)),
-        'tiny': dict(image_size=128, synthesis='draem', width=64, lr=1e-3, weight_decay=1e-5, batch_size=8,
-                     epochs=5, steps=None, warmup_epochs=0.5, lr_decay_at=(0.8,)),
+        'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, synthesis='draem', width=128, lr=2e-3, weight_decay=1e-5,
+                     batch_size=8, epochs=5, steps=None, warmup_epochs=0.5, lr_decay_at=(0.8,)),
     }
 
 def adamw(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -15,6 +15,7 @@ from .discrepancy import cosine_distance, upsample_sum, gaussian_blur, image_sco
 from .training import Stage
 from .synthesis import hue_saturation, _rand, _uniform, _randint
 from .rd import RD4AD, RD4ADConfig, ResBlock
+from .teacher import DEFAULT_BACKBONE
 from .aand import HardDistillationLoss
 from .amplification import focal_loss
 
@@ -244,8 +245,8 @@ class GNLConfig(RD4ADConfig):
     focal_gamma: float = 4.0
     seg_weight: float = 1.0               # map = distillation map + seg_weight * segmentation
     PRESETS = {'paper': {},
-               'tiny': dict(backbone='resnet18', image_size=128, batch_size=8, epochs=None, steps=40, seg_width=64,
-                            seg_batch_size=8, epochs_seg=None, steps_seg=30)}
+               'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs=None, steps=100, seg_width=64,
+                            seg_batch_size=8, epochs_seg=None, steps_seg=50, decoder_blocks=(2, 2, 2))}
 
 # %% ../nbs/11_gnl.ipynb #2cceb8d0
 class GNL(RD4AD):

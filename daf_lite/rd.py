@@ -10,52 +10,77 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import Config, register_method
-from .teacher import Teacher, FeatureExtractor
+from .teacher import DEFAULT_BACKBONE, Teacher, FeatureExtractor
 from .discrepancy import cosine_distance, cosine_loss, upsample_sum, gaussian_blur, image_score
 from .training import AnomalyModel, Stage
 
 # %% auto #0
-__all__ = ['ResBlock', 'block_spec', 'OCBE', 'ReverseDecoder', 'RD4ADConfig', 'RD4AD']
+__all__ = ['BLOCK_KINDS', 'ResBlock', 'student_spec', 'OCBE', 'ReverseDecoder', 'build_student', 'RD4ADConfig', 'RD4AD']
 
 # %% ../nbs/07_reverse_distillation.ipynb #f72240eb
-def _resample_conv(cin: int, cout: int, resample: str | None, kernel: int = 3) -> nn.Module:
+def _resample_conv(cin: int, cout: int, resample: str | None, kernel: int = 3, groups: int = 1) -> nn.Module:
     "A conv that keeps (`None`), halves ('down': stride 2) or doubles ('up': 2x2 transposed, stride 2) the size."
-    if resample == 'up': return nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False)
-    return nn.Conv2d(cin, cout, kernel, stride=2 if resample == 'down' else 1, padding=kernel // 2, bias=False)
+    if resample == 'up': return nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False, groups=groups)
+    return nn.Conv2d(cin, cout, kernel, stride=2 if resample == 'down' else 1, padding=kernel // 2, bias=False,
+                     groups=groups)
+
+BLOCK_KINDS = ('basic', 'bottleneck', 'inverted')
 
 class ResBlock(nn.Module):
-    "A ResNet block ('basic' or 'bottleneck') that keeps, halves ('down') or doubles ('up') the resolution."
+    "A residual block ('basic', 'bottleneck' or 'inverted') that keeps, halves ('down') or doubles ('up') the resolution."
     def __init__(self, cin: int, planes: int, kind: str = 'basic', resample: str | None = None, width: float = 1.0):
         super().__init__()
-        if kind not in ('basic', 'bottleneck'): raise ValueError(f"kind={kind!r}: expected 'basic' or 'bottleneck'")
+        if kind not in BLOCK_KINDS: raise ValueError(f"kind={kind!r}: expected one of {BLOCK_KINDS}")
         self.expansion = 4 if kind == 'bottleneck' else 1
         cout = planes * self.expansion
         if kind == 'basic':
             self.body = nn.Sequential(_resample_conv(cin, planes, resample), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
                                       nn.Conv2d(planes, planes, 3, padding=1, bias=False), nn.BatchNorm2d(planes))
-        else:
+        elif kind == 'bottleneck':
             mid = int(planes * width)
             self.body = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
                                       _resample_conv(mid, mid, resample), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
                                       nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        else:                    # inverted residual: expand x`width` (1x1), depthwise 3x3 (resampling), project (linear)
+            mid = int(round(cin * width))
+            self.body = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(inplace=True),
+                                      _resample_conv(mid, mid, resample, groups=mid), nn.BatchNorm2d(mid),
+                                      nn.ReLU6(inplace=True), nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
         self.shortcut = None
         if resample is not None or cin != cout:
             self.shortcut = nn.Sequential(_resample_conv(cin, cout, resample, kernel=1), nn.BatchNorm2d(cout))
-        self.out_channels = cout
+        self.out_channels, self.linear = cout, kind == 'inverted'    # inverted blocks end without a ReLU, like the teacher's
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(self.body(x) + identity)
+        y = self.body(x) + identity
+        return y if self.linear else F.relu(y)
 
 # %% ../nbs/07_reverse_distillation.ipynb #ba5903a2
-def block_spec(teacher: FeatureExtractor) -> tuple[str, float, list[int]]:
-    "The teacher's block kind, bottleneck width factor and blocks per chosen stage (basic, 1, [2]*n if not a ResNet)."
+def _stage_strides(blocks: nn.Sequential) -> list[int]:
+    "Cumulative stride after each stage of an EfficientNet/MobileNet `blocks` sequence (the stem's 2 included)."
+    out, s = [], 2
+    for stage in blocks:
+        conv = getattr(stage[0], 'conv_dw', None)
+        s *= conv.stride[0] if conv is not None else 1
+        out.append(s)
+    return out
+
+def student_spec(teacher: FeatureExtractor) -> tuple[str, float, list[int]]:
+    "Block kind, width and blocks per chosen stage of a student that mirrors `teacher` (ResNet, inverted-residual, other)."
     layers = [getattr(teacher.model, f'layer{l}', None) for l in teacher.layers]
-    if any(l is None or not len(l) for l in layers): return 'basic', 1.0, [2] * len(teacher.layers)
-    first = layers[0][0]
-    if hasattr(first, 'conv3'):                                        # bottleneck: out = 4 x planes
-        return 'bottleneck', first.conv2.out_channels / (first.conv3.out_channels / 4), [len(l) for l in layers]
-    return 'basic', 1.0, [len(l) for l in layers]
+    if all(l is not None and len(l) for l in layers):                 # a ResNet: its own block kind and counts
+        first = layers[0][0]
+        if hasattr(first, 'conv3'):                                    # bottleneck: out = 4 x planes
+            return 'bottleneck', first.conv2.out_channels / (first.conv3.out_channels / 4), [len(l) for l in layers]
+        return 'basic', 1.0, [len(l) for l in layers]
+    blocks = getattr(teacher.model, 'blocks', None)
+    expand = [b.conv_pw for st in (blocks or []) for b in st if hasattr(b, 'conv_pwl')]
+    if expand:                                                         # EfficientNet / MobileNet: inverted residuals
+        strides, ends = _stage_strides(blocks), [int(m.split('.')[1]) for m in teacher.model.feature_info.module_name()]
+        counts = [sum(len(blocks[i]) for i in range(e + 1) if strides[i] == strides[e]) for e in ends]
+        return 'inverted', expand[0].out_channels / expand[0].in_channels, counts
+    return 'basic', 1.0, [2] * len(teacher.layers)
 
 # %% ../nbs/07_reverse_distillation.ipynb #666fd17d
 def _fit_size(x: Tensor, size: Sequence[int]) -> Tensor:
@@ -65,6 +90,10 @@ def _fit_size(x: Tensor, size: Sequence[int]) -> Tensor:
     if x.shape[-2] >= h and x.shape[-1] >= w: return x[..., :h, :w]
     return F.interpolate(x, size=(h, w), mode='bilinear', align_corners=False)
 
+def _octaves(fine: int, coarse: int) -> int:
+    "Halvings from stride `fine` to stride `coarse` (0 when equal)."
+    return max(0, round(math.log2(coarse / fine)))
+
 class OCBE(nn.Module):
     "One-class bottleneck embedding: fuse the teacher's layers at the deepest one's size, compress to a code."
     def __init__(self, channels: Sequence[int], strides: Sequence[int], kind: str = 'bottleneck', width: float = 1.0,
@@ -73,11 +102,14 @@ class OCBE(nn.Module):
         channels, strides = list(channels), list(strides)
         self.fuse = nn.ModuleList()
         for k in range(len(channels) - 1):                  # layer k -> last layer's size: one stride-2 conv per octave
-            n = max(1, round(math.log2(strides[-1] / strides[k])))
+            n = _octaves(strides[k], strides[-1])
             chans = [channels[k]] + [channels[min(k + 1 + j, len(channels) - 1)] for j in range(n)]
             chans[-1] = channels[-1]
-            self.fuse.append(nn.Sequential(*[m for a, b in zip(chans, chans[1:]) for m in
-                                             (nn.Conv2d(a, b, 3, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))]))
+            convs = [m for a, b in zip(chans, chans[1:]) for m in
+                     (nn.Conv2d(a, b, 3, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))]
+            self.fuse.append(nn.Sequential(*convs) if convs else            # same stride: a 1x1 projection
+                             nn.Sequential(nn.Conv2d(channels[k], channels[-1], 1, bias=False),
+                                           nn.BatchNorm2d(channels[-1]), nn.ReLU(inplace=True)))
         c = channels[-1]
         planes = 2 * c // (4 if kind == 'bottleneck' else 1)
         self.embed = nn.Sequential(ResBlock(len(channels) * c, planes, kind, 'down', width),
@@ -94,15 +126,20 @@ class OCBE(nn.Module):
 class ReverseDecoder(nn.Module):
     "Student decoder: code -> feature maps of the teacher's shapes, built deep to shallow with upsampling blocks."
     def __init__(self, channels: Sequence[int], in_channels: int, kind: str = 'bottleneck', width: float = 1.0,
-                 blocks: Sequence[int] = (3, 4, 6)):
+                 blocks: Sequence[int] = (3, 4, 6), strides: Sequence[int] | None = None):
         super().__init__()
         exp = 4 if kind == 'bottleneck' else 1
-        if len(blocks) != len(channels): raise ValueError(f"blocks={tuple(blocks)}: need one count per layer {list(channels)}")
-        self.stages, cin = nn.ModuleList(), in_channels
-        for c, n in zip(reversed(list(channels)), blocks):       # deepest first
-            self.stages.append(nn.Sequential(ResBlock(cin, c // exp, kind, 'up', width),
-                                             *[ResBlock(c, c // exp, kind, None, width) for _ in range(n - 1)]))
-            cin = c
+        channels = list(channels)
+        if len(blocks) != len(channels): raise ValueError(f"blocks={tuple(blocks)}: need one count per layer {channels}")
+        strides = list(strides) if strides is not None else [2 ** k for k in range(len(channels))]
+        if len(strides) != len(channels): raise ValueError(f"strides={tuple(strides)}: need one per layer {channels}")
+        self.stages, cin, s_in = nn.ModuleList(), in_channels, 2 * strides[-1]      # the code sits one octave deeper
+        for c, n, s in zip(reversed(channels), blocks, reversed(strides)):         # deepest first
+            ups = _octaves(s, s_in)                       # one upsampling block per octave (none for an equal stride)
+            stage = [ResBlock(cin if i == 0 else c, c // exp, kind, 'up' if i < ups else None, width)
+                     for i in range(max(n, ups))]
+            self.stages.append(nn.Sequential(*stage))
+            cin, s_in = c, s
 
     def forward(self, code: Tensor, sizes: Sequence[Sequence[int]]) -> list[Tensor]:
         "Code `(B,C,h,w)` -> student maps `[(B,C_k,*sizes[k])]`, shallow first like the teacher's."
@@ -112,11 +149,26 @@ class ReverseDecoder(nn.Module):
             out.append(x)
         return out[::-1]
 
+# %% ../nbs/07_reverse_distillation.ipynb #7ef0f088
+def build_student(teacher: FeatureExtractor, kind: str | None = None, bottleneck_blocks: int | None = None,
+                  decoder_blocks: Sequence[int] | None = None, channels_last: bool | None = None) -> tuple[OCBE, ReverseDecoder]:
+    "The OCBE and reverse decoder that mirror `teacher` (`kind` overrides its block kind); NHWC if `channels_last`."
+    own, width, counts = student_spec(teacher)
+    kind = kind or own
+    if kind not in BLOCK_KINDS: raise ValueError(f"student block kind {kind!r}: expected one of {BLOCK_KINDS} or None")
+    if kind != own: width = 6.0 if kind == 'inverted' else 1.0        # MobileNetV2's expansion; a plain bottleneck
+    ch = teacher.channels
+    ocbe = OCBE(ch, teacher.strides, kind, width, bottleneck_blocks or (3 if kind == 'bottleneck' else 2))
+    dec = ReverseDecoder(ch, ocbe.out_channels, kind, width, decoder_blocks or counts, teacher.strides)
+    if channels_last if channels_last is not None else kind == 'inverted':      # stored NHWC once; .to() keeps it
+        ocbe.to(memory_format=torch.channels_last); dec.to(memory_format=torch.channels_last)
+    return ocbe, dec
+
 # %% ../nbs/07_reverse_distillation.ipynb #5aa3caee
 @dataclasses.dataclass
 class RD4ADConfig(Config):
     "RD4AD: teacher, image size, Adam recipe, training length, map smoothing and scoring."
-    backbone: str = 'wide_resnet50_2'     # any timm ResNet-like CNN
+    backbone: str = 'wide_resnet50_2'     # any timm CNN with feature stages (tiny: efficientnet_lite0)
     layers: tuple = (1, 2, 3)             # teacher stages distilled (1 = stride 4)
     weights: str = 'auto'                 # 'auto' | 'imagenet' | 'random' | a file (see the teacher chapter)
     image_size: int = 256
@@ -130,9 +182,11 @@ class RD4ADConfig(Config):
     topk: int = 50                        # pixels averaged for score='topk'
     bottleneck_blocks: int | None = None  # blocks in the OCE (None: 3 for bottleneck nets, 2 for basic ones)
     decoder_blocks: tuple | None = None   # blocks per decoder stage, deepest first (None: the teacher's, in order)
-    channels_last: bool = False           # store the bottleneck + decoder NHWC (the teacher decides for itself)
+    student_block: str | None = None      # 'basic' | 'bottleneck' | 'inverted' (None: the teacher's kind)
+    channels_last: bool | None = None     # store the bottleneck + decoder NHWC (None: for an inverted-residual student)
     PRESETS = {'paper': {},
-               'tiny': dict(backbone='resnet18', image_size=128, batch_size=8, epochs=None, steps=40)}
+               'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs=None, steps=100,
+                            decoder_blocks=(2, 2, 2))}
 
 # %% ../nbs/07_reverse_distillation.ipynb #0cf5bfd9
 class RD4AD(AnomalyModel):
@@ -142,29 +196,16 @@ class RD4AD(AnomalyModel):
         c = config if config is not None else RD4ADConfig.preset('tiny')
         self.config = c = c.replace(**overrides) if overrides else c
         self.teacher = Teacher(c.backbone, c.layers, c.weights)
-        kind, width, counts = block_spec(self.teacher)
-        ch = self.teacher.channels
-        self.bottleneck = OCBE(ch, self.teacher.strides, kind, width,
-                               c.bottleneck_blocks or (3 if kind == 'bottleneck' else 2))
-        self.decoder = ReverseDecoder(ch, self.bottleneck.out_channels, kind, width, c.decoder_blocks or counts)
+        self.bottleneck, self.decoder = build_student(self.teacher, c.student_block, c.bottleneck_blocks, c.decoder_blocks,
+                                                      c.channels_last)
         self.cue_names = [f'layer{l}' for l in self.teacher.layers]
-        self._nhwc = None
 
     def trainable(self) -> list[nn.Module]:
         "The trained parts: bottleneck and decoder."
         return [self.bottleneck, self.decoder]
 
-    def _layout(self) -> None:
-        "Store the student NHWC if configured (converted once)."
-        cl = bool(self.config.channels_last)
-        if cl != self._nhwc:
-            fmt = torch.channels_last if cl else torch.contiguous_format
-            for m in self.trainable(): m.to(memory_format=fmt)
-            self._nhwc = cl
-
     def student(self, ts: Sequence[Tensor]) -> list[Tensor]:
         "Student maps from the teacher's: OCBE code, then the decoder -> `[(B,C_k,h_k,w_k)]`."
-        self._layout()
         return self.decoder(self.bottleneck(ts), [t.shape[-2:] for t in ts])
 
     def loss(self, batch: dict) -> dict:
