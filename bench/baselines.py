@@ -2,16 +2,20 @@
 
 Measures, on one MVTec-style category (default: ../shared/data/mvtec_ad/bottle, all 209 training and 83 test images
 at 256 px; the bundled toy 'tile' when that folder is absent):
-  * fit and evaluation time of each method, as seconds and as multiples of one frozen-teacher pass over the same
-    images measured in the same run (timings on a shared machine are noisy; the ratios travel better);
+  * fit and evaluation time of each method, as seconds and as multiples of one pass of the methods' frozen teacher
+    over the same images measured in the same run (timings on a shared machine are noisy; the ratios travel better),
+    beside one pass of a resnet18 for scale (speed does not depend on the weights);
   * the size of what each baseline stores and the process's peak memory (each method runs in its own process);
   * image / pixel AUROC, AUPRO (daf_lite.metrics.evaluate) and, for distillation methods trained for several step
     budgets, the smallest budget at which they overtake the Gaussian baseline.
 
-    python bench/baselines.py                                        # padim + patchcore, random resnet18 teacher
+    python bench/baselines.py                 # padim + patchcore, tiny presets: the packaged ImageNet EfficientNet-Lite0
     python bench/baselines.py --methods padim,rd4ad,daf --steps 100,300,1000
-    python bench/baselines.py --weights imagenet                     # only where ImageNet weights are on disk
+    python bench/baselines.py --weights random                       # the same network, randomly initialised
+    python bench/baselines.py --set backbone=resnet18 --weights random   # a random resnet18 (no weights on disk)
     python bench/baselines.py --methods patchcore --set coreset_ratio=0.01   # PatchCore-1%
+
+Every row records its teacher (backbone and where the weights came from: 'random' when none were found).
 
 Results are printed and written as JSON to bench/out/baselines-<date>.json.
 """
@@ -43,11 +47,11 @@ def _datasets(args):
     return train, test
 
 
-def _teacher_pass(args, train, test) -> float:
-    "Seconds for one frozen resnet18 (layers 1-3) pass over train + test, data loading included: the unit of this run."
+def _teacher_pass(args, train, test, backbone: str) -> float:
+    "Seconds for one frozen `backbone` (layers 1-3) pass over train + test, data loading included."
     import torch
     from daf_lite.teacher import FeatureExtractor
-    t = FeatureExtractor('resnet18', (1, 2, 3), weights='random')
+    t = FeatureExtractor(backbone, (1, 2, 3), weights='random')      # weights do not change the speed
     t0 = time.perf_counter()
     with torch.no_grad():
         for ds in (train, test):
@@ -99,7 +103,10 @@ def run_one(args) -> dict:
     t_metrics = time.perf_counter() - t0
     sizes = {n: b.numel() * b.element_size() for n, b in model.named_buffers() if n in getattr(model, 'fitted_buffers', ())}
     shapes = {n: list(getattr(model, n).shape) for n in sizes}
+    teacher = getattr(model, 'teacher', None)
     return dict(method=args.method, preset=args.preset, steps=args.steps_one, config=cfg.to_dict(),
+                teacher=dict(backbone=getattr(cfg, 'backbone', None),
+                             weights_source=getattr(teacher, 'weights_source', None)),
                 n_train=len(train), n_test=len(test), fit_s=t_fit, predict_s=t_pred, metrics_s=t_metrics,
                 total_s=t_fit + t_pred + t_metrics, stored_bytes=sizes, stored_shapes=shapes,
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -126,7 +133,8 @@ def main(argv=None):
     p.add_argument('--methods', default='padim,patchcore', help='comma-separated registered method names')
     p.add_argument('--steps', default='100,300,1000', help='training budgets (optimiser steps) for methods that train')
     p.add_argument('--image-size', type=int, default=256)
-    p.add_argument('--weights', default='random', help="teacher weights for every method: 'random' or 'imagenet'")
+    p.add_argument('--weights', default='auto', help="teacher weights for every method: 'auto' (the default: packaged "
+                                                     "or on-disk ImageNet weights, else random), 'imagenet', 'random'")
     p.add_argument('--preset', default='tiny', help="method preset; image_size and weights are overridden")
     p.add_argument('--set', action='append', default=[], help='config override key=value for every method (repeatable)')
     p.add_argument('--threads', type=int, default=2)
@@ -145,26 +153,33 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     from daf_lite.core import get_method
     train, test = _datasets(args)
+    names = args.methods.split(',')
+    from daf_lite.teacher import DEFAULT_BACKBONE             # the unit: the first method's teacher, for speed
+    backbone = (args.overrides.get('backbone')
+                or getattr(get_method(names[0]).config_cls.preset(args.preset), 'backbone', DEFAULT_BACKBONE))
     stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
     print(f"{stamp}  {platform.processor() or platform.machine()}, CPU, {args.threads} threads, torch {torch.__version__}; "
           f"machine shared with other jobs: timings are noisy, compare the ratios")
-    print(f"data {args.data}: {len(train)} train, {len(test)} test images at {args.image_size} px; teacher weights "
-          f"'{args.weights}'; preset '{args.preset}'; overrides {args.overrides or 'none'}")
-    unit = _teacher_pass(args, train, test)
-    print(f"unit: one frozen resnet18 (layers 1-3) pass over train + test = {unit:.1f} s\n")
+    print(f"data {args.data}: {len(train)} train, {len(test)} test images at {args.image_size} px; teacher "
+          f"{backbone}, weights '{args.weights}'; preset '{args.preset}'; overrides {args.overrides or 'none'}")
+    unit = _teacher_pass(args, train, test, backbone)
+    ref = {b: _teacher_pass(args, train, test, b) for b in ('resnet18',) if b != backbone}
+    print(f"unit: one frozen {backbone} (layers 1-3) pass over train + test = {unit:.1f} s"
+          + ''.join(f"; for scale, {b} (layers 1-3): {t:.1f} s ({t / unit:.1f}x)" for b, t in ref.items()) + "\n")
     rows = []
-    for name in args.methods.split(','):
+    for name in names:
         free = get_method(name).training_free
         for steps in ([None] if free else [int(s) for s in args.steps.split(',')]):
             r = _child(args, name, steps); rows.append(r)
             if 'error' in r: print(f"{name:10s} steps={steps}: FAILED: {r['error']}"); continue
-            m = r['metrics']
-            store = ', '.join(f"{k} {tuple(r['stored_shapes'][k])} {v / 2**20:.0f} MB" for k, v in r['stored_bytes'].items())
+            m, t = r['metrics'], r['teacher']
+            store = ', '.join(f"{k} {tuple(r['stored_shapes'][k])} {v / 2**20:.1f} MB" for k, v in r['stored_bytes'].items())
             print(f"{name:10s} {'' if steps is None else f'steps={steps:<5d}'} fit {r['fit_s']:6.1f} s ({r['fit_s'] / unit:4.1f}x)  "
                   f"predict {r['predict_s']:5.1f} s  metrics {r['metrics_s']:4.1f} s  total {r['total_s']:6.1f} s "
                   f"({r['total_s'] / unit:4.1f}x)  peak RSS {r['peak_rss_mb']:.0f} MB"
                   f"\n{'':10s} image_AUROC {m['image_AUROC']:.3f}  pixel_AUROC {m['pixel_AUROC']:.3f}  "
-                  f"pixel_AUPRO {m.get('pixel_AUPRO', float('nan')):.3f}" + (f"  stored: {store}" if store else ''),
+                  f"pixel_AUPRO {m.get('pixel_AUPRO', float('nan')):.3f}  teacher {t['backbone']} ({t['weights_source']})"
+                  + (f"\n{'':10s} stored: {store}" if store else ''),
                   flush=True)
     base = next((r for r in rows if r.get('method') == 'padim' and 'error' not in r), None)
     if base:
@@ -176,8 +191,9 @@ def main(argv=None):
                       + (f"at {over} steps" if over else f"not within {runs[-1]['steps'] if runs else 0} steps"))
     out = Path(args.out) if args.out else ROOT / 'bench' / 'out' / f"baselines-{datetime.date.today()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(date=stamp, threads=args.threads, unit_teacher_pass_s=unit, data=str(args.data),
-                                   weights=args.weights, rows=rows), indent=1))
+    out.write_text(json.dumps(dict(date=stamp, threads=args.threads, unit_teacher=backbone, unit_teacher_pass_s=unit,
+                                   reference_teacher_pass_s=ref, data=str(args.data), weights=args.weights, rows=rows),
+                              indent=1))
     print(f"\nwrote {out}")
 
 

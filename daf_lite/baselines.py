@@ -10,7 +10,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import Config, DataError, register_method
-from .teacher import FeatureExtractor
+from .teacher import DEFAULT_BACKBONE, FeatureExtractor
 from .discrepancy import gaussian_blur, upsample_sum, image_score
 from .training import AnomalyModel, Stage
 
@@ -119,7 +119,7 @@ class PaDiMConfig(Config):
     sigma: float = 4.0                    # Gaussian smoothing of the upsampled map
     batch_size: int = 16
     accumulate_dtype: str = 'float64'     # covariance sums: 'float64', or 'float32' to halve memory
-    PRESETS = {'tiny': dict(image_size=128),
+    PRESETS = {'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128),
                'paper': dict(backbone='wide_resnet50_2', n_channels=550, image_size=256, accumulate_dtype='float32')}
 
 class PaDiM(FittedBuffers, AnomalyModel):
@@ -239,7 +239,7 @@ class PatchCoreConfig(Config):
     seed: int = 0                         # coreset start and projection
     sigma: float = 4.0
     batch_size: int = 16
-    PRESETS = {'tiny': dict(image_size=128, max_bank=4096),
+    PRESETS = {'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, max_bank=4096),
                'paper': dict(backbone='wide_resnet50_2', image_size=256, embed_dim=1024, max_bank=None, reweight=True)}
 
 class PatchCore(FittedBuffers, AnomalyModel):

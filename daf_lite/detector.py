@@ -112,7 +112,7 @@ class Detector:
         overrides = {**{k: v for k, v in given.items() if v is not None}, **config}
         try: cfg = spec.config_cls.preset(preset, **overrides)
         except (ValueError, TypeError) as e: raise ValueError(f"Detector({method!r}): {e}") from None
-        if seed is not None: seed_everything(seed)       # a random teacher and the student's init: the same every run
+        if seed is not None: seed_everything(seed)       # the student's init (and a random teacher): the same every run
         self._setup(spec, cfg, device)
 
     def _setup(self, spec, cfg, device) -> None:

@@ -2,9 +2,9 @@
 teacher weights; DAF's synthesis-strategy spread with and without its discrepancy cue. Slow: runs only with
 DAF_LITE_SLOW=1 and ../shared/data.
 
-Budget: DAF_LITE_SLOW_STEPS optimiser steps (default 100) for every trained stage (`with_budget`) of each method's
-`tiny` preset (resnet18, 128 px); severities 1, 3, 5 of all six perturbations. `compare_robustness` copies the same
-teacher weights (the first model's — random without ImageNet weights) into every model and adds the training-free
+Budget: DAF_LITE_SLOW_STEPS optimiser steps (default 200) for every trained stage (`with_budget`) of each method's
+`tiny` preset (the pre-trained EfficientNet-Lite0 teacher, 128 px); severities 1, 3, 5 of all six perturbations.
+`compare_robustness` copies the same teacher weights (the first model's) into every model and adds the training-free
 reference. `bench/robustness.py --data bottle` runs the
 same protocol and writes the CSV/PNG outputs.
 """
@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 SLOW = os.environ.get('DAF_LITE_SLOW') == '1'
-STEPS = int(os.environ.get('DAF_LITE_SLOW_STEPS', '100'))
+STEPS = int(os.environ.get('DAF_LITE_SLOW_STEPS', '200'))
 
 
 def _bottle(shared_data, split):
