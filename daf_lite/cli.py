@@ -11,8 +11,8 @@ from typing import Sequence
 from .core import DataError
 
 # %% auto #0
-__all__ = ['TABLE_METRICS', 'DEMO_METHOD', 'DEMO_STEPS', 'DEMO_OPTIONS', 'format_table', 'demo_category', 'cmd_demo', 'cmd_train',
-           'reference_row', 'cmd_eval', 'cmd_robustness', 'cmd_predict', 'cmd_methods', 'main']
+__all__ = ['TABLE_METRICS', 'DEMO_METHOD', 'DEMO_STEPS', 'DEMO_OPTIONS', 'BACKBONE_HELP', 'format_table', 'demo_category',
+           'cmd_demo', 'cmd_train', 'reference_row', 'cmd_eval', 'cmd_robustness', 'cmd_predict', 'cmd_methods', 'main']
 
 # %% ../nbs/15_cli.ipynb #ab249369
 TABLE_METRICS = ('image_AUROC', 'image_F1Max', 'pixel_AUROC', 'pixel_AUPRO')
@@ -28,9 +28,8 @@ def format_table(rows: Sequence[dict], metrics: Sequence[str] = TABLE_METRICS) -
     return '\n'.join([line(head), line(['-' * w for w in widths]), *map(line, body)])
 
 # %% ../nbs/15_cli.ipynb #c0c48817
-DEMO_METHOD, DEMO_STEPS = 'daf', 240
-DEMO_OPTIONS = {'tile': dict(batch_size=4),
-                'washer': dict(batch_size=4, foreground='auto')}  # an object on a plain background: defects on the object
+DEMO_METHOD, DEMO_STEPS = 'daf', 800
+DEMO_OPTIONS = {'tile': dict(batch_size=4), 'washer': dict(batch_size=4)}   # chosen with bench/demo_recipe.py
 
 def _device_arg(a) -> str | None: return getattr(a, 'device', None)
 
@@ -242,12 +241,15 @@ def cmd_methods(a) -> int:
     return 0
 
 # %% ../nbs/15_cli.ipynb #2d650086
+BACKBONE_HELP = ("teacher network, any timm CNN (default: the preset's -- tiny: efficientnet_lite0, whose ImageNet "
+                 "weights install with daf_lite; paper: the paper's ResNet, whose weights must be on the machine)")
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='daf-lite', description='Discrepancy-based industrial anomaly detection.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     dev = lambda q: q.add_argument('--device', help='cuda, mps or cpu (default: the best available)')
     quiet = lambda q: q.add_argument('--quiet', action='store_true', help='no progress bars')
-    d = sub.add_parser('demo', help='train on the bundled toy data and write a report (about 2-3 minutes on a CPU)')
+    d = sub.add_parser('demo', help='train on the bundled toy data and write a report (about 2-3 minutes on a 2-core CPU)')
     d.add_argument('--out', default='daf_lite_demo', help='output folder (default: ./daf_lite_demo)')
     d.add_argument('--method', default=DEMO_METHOD, help=f'method to train (default: {DEMO_METHOD})')
     d.add_argument('--steps', type=int, default=DEMO_STEPS, help=f'training steps per category (default: {DEMO_STEPS})')
@@ -263,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int); t.add_argument('--steps', type=int, help='optimiser steps (replaces epochs)')
     t.add_argument('--max-time', type=float, help='stop after this many seconds (a checkpoint is kept)')
     t.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint')
-    t.add_argument('--backbone'); t.add_argument('--image-size', type=int)
+    t.add_argument('--backbone', help=BACKBONE_HELP); t.add_argument('--image-size', type=int)
     t.add_argument('--weights', help="teacher weights: auto, imagenet, random or a file")
     dev(t); quiet(t); t.set_defaults(func=cmd_train)
     e = sub.add_parser('eval', help='metrics of a saved detector on a test split')
@@ -294,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument('--sensitivity', help="also train --sensitivity-method once per synthesis strategy: a comma list "
                                          "(e.g. draem,simple_shape) or all")
     o.add_argument('--sensitivity-method', default='daf', help='default: daf, with and without its discrepancy cue')
-    o.add_argument('--backbone'); o.add_argument('--image-size', type=int)
+    o.add_argument('--backbone', help=BACKBONE_HELP); o.add_argument('--image-size', type=int)
     o.add_argument('--weights', help='teacher weights: auto, imagenet, random or a file')
     o.add_argument('--foreground', help="'auto': synthesise anomalies on the object only (objects on a plain background)")
     o.add_argument('--no-reference', dest='reference', action='store_false', help='skip the training-free reference')

