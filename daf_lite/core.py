@@ -12,9 +12,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'METHODS', 'available_devices', 'get_device', 'seed_everything', 'DataError', 'is_image_file',
-           'load_image', 'load_mask', 'save_image', 'atomic_write', 'to_numpy', 'show_images', 'Config', 'MethodSpec',
-           'register_method', 'load_methods', 'get_method', 'Prediction']
+__all__ = ['IMAGE_EXTENSIONS', 'EXPECTED', 'METHODS', 'available_devices', 'get_device', 'seed_everything', 'DataError',
+           'is_image_file', 'load_image', 'load_mask', 'save_image', 'atomic_write', 'to_numpy', 'show_images',
+           'expect', 'Config', 'MethodSpec', 'register_method', 'load_methods', 'get_method', 'Prediction']
 
 # %% ../nbs/00_core.ipynb #d83aacf0
 def available_devices() -> list[str]:
@@ -165,6 +165,18 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: in
         if titles is not None: ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/00_core.ipynb #37fc9289
+EXPECTED: dict[str, float] = {}    # name -> value of every `expect` in this process (read by the notebook tests)
+
+def expect(name: str, value: float, target: float, tol: float) -> None:
+    "Print `name = value   (expect target ± tol)`; raise if `value` is outside, i.e. the run is broken, not unlucky."
+    value = float(value)
+    EXPECTED[name] = value
+    print(f'{name} = {value:.4g}   (expect {target:g} ± {tol:g})')
+    if not abs(value - target) <= tol:               # also catches nan
+        raise AssertionError(f'{name} = {value:.4g} is outside the expected {target:g} ± {tol:g}: something changed '
+                             '(the code, the config or the data); a lower figure means the run did not learn as it should')
 
 # %% ../nbs/00_core.ipynb #0f836650
 @dataclasses.dataclass
