@@ -153,7 +153,7 @@ def _predict(self: Detector, x, batch_size: int | None = None) -> Prediction:
         paths += ps if ps is not None else []
     if not maps: raise DataError("predict: no images given (the dataset is empty).")
     s = torch.cat(scores)
-    return Prediction(torch.cat(maps), s, None if self.threshold is None else (s > self.threshold).long(),
+    return Prediction(torch.cat(maps), s, None if self.threshold is None else (s >= self.threshold).long(),
                       self.threshold, {k: torch.cat(v) for k, v in cues.items()}, paths or None)
 
 Detector.predict = _predict
@@ -202,7 +202,7 @@ def _evaluate(self: Detector, data, category: str | None = None, prediction: Pre
     labels = np.asarray(test.labels)
     out = evaluate_metrics(pr.maps, pr.scores, test.masks(tuple(pr.maps.shape[-2:])), labels, test.defects)
     if self.threshold is not None:
-        flagged = pr.scores.numpy() > self.threshold
+        flagged = pr.scores.numpy() >= self.threshold
         tp, fp = int((flagged & (labels == 1)).sum()), int((flagged & (labels == 0)).sum())
         fn = int((~flagged & (labels == 1)).sum())
         out.update(threshold=self.threshold, threshold_accuracy=float((flagged == (labels == 1)).mean()),

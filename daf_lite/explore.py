@@ -11,9 +11,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import DataError, Prediction, to_numpy, _hwc
+from .core import DataError, Prediction, atomic_write, to_numpy, _hwc
 from .metrics import evaluate, plot_curves
-from .training import atomic_write
 
 # %% auto #0
 __all__ = ['GT_COLOUR', 'PRED_COLOUR', 'HIT_COLOUR', 'MISS_COLOUR', 'CMAPS', 'ORDERS', 'colormap_lut', 'outline', 'overlay',
