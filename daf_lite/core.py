@@ -99,6 +99,9 @@ def _resize(t: torch.Tensor, size, mode: str) -> torch.Tensor:
 def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     "Read any common image file as float RGB `(3,H,W)` in [0,1], optionally resized (antialiased) to `size`."
     a = _to_float(_open(path))
+    if not np.isfinite(a).all():                      # a float TIFF can hold NaN or inf: never score it as normal
+        raise DataError(f"{path}: {int((~np.isfinite(a)).any(axis=2).sum())} pixels are NaN or infinite. Expected finite "
+                        "values in [0,1]; re-export the image (or fill the missing pixels) before using it.")
     t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
     if t.shape[0] == 1: t = t.expand(3, -1, -1)
     return _resize(t.contiguous(), _as_size(size), 'bilinear')

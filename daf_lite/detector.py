@@ -74,6 +74,9 @@ def _as_images(x: Any, size: int) -> Dataset | Tensor:
             raise DataError(f"images: expected a tensor (N,3,H,W) or (3,H,W) with values in [0,1], got shape {tuple(x.shape)}.")
         if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
         x = x.float()
+        if not (ok := torch.isfinite(x).flatten(1).all(1)).all():     # NaN > threshold is False: it would pass as normal
+            raise DataError(f"images: image(s) {(~ok).nonzero().flatten().tolist()} of the tensor hold NaN or infinite "
+                            "values; expected finite values in [0,1].")
         if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
             raise DataError(f"images: values in [{x.min():.3g}, {x.max():.3g}]; expected [0,1] (divide 8-bit images by 255).")
         if tuple(x.shape[-2:]) != (size, size):
