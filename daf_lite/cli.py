@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_cli.ipynb #b667881c
 from __future__ import annotations
-import argparse, csv, json, os, sys, time, warnings
+import argparse, contextlib, csv, json, os, sys, time, warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +12,8 @@ from .core import DataError
 
 # %% auto #0
 __all__ = ['TABLE_METRICS', 'DEMO_METHOD', 'DEMO_STEPS', 'DEMO_OPTIONS', 'BACKBONE_HELP', 'format_table', 'demo_category',
-           'cmd_demo', 'cmd_train', 'reference_row', 'cmd_eval', 'cmd_robustness', 'cmd_predict', 'cmd_methods', 'main']
+           'cmd_demo', 'run_lock', 'cmd_train', 'reference_row', 'cmd_eval', 'cmd_robustness', 'cmd_predict',
+           'cmd_methods', 'main']
 
 # %% ../nbs/15_cli.ipynb #ab249369
 TABLE_METRICS = ('image_AUROC', 'image_F1Max', 'pixel_AUROC', 'pixel_AUPRO')
@@ -80,9 +81,16 @@ def _demo_workers(categories: Sequence[str], device: str | None) -> int:
     if len(categories) < 2 or get_device(device).type != 'cpu': return 1
     return max(1, min(len(categories), os.cpu_count() or 1))
 
+def _check_counts(a, *names: str) -> None:
+    "Refuse a zero or negative --steps / --epochs / --budget instead of silently training something else."
+    for n in names:
+        v = getattr(a, n, None)
+        if v is not None and v < 1: raise ValueError(f"--{n} {v}: expected a positive number (at least 1)")
+
 def cmd_demo(a) -> int:
     "Train the demo method on the bundled toy data beside the training-free reference; write a report."
     from daf_lite.data import TOY_CATEGORIES
+    _check_counts(a, 'steps')                      # what the user asked is what runs, or a clear error
     out = Path(a.out).expanduser(); out.mkdir(parents=True, exist_ok=True)
     cats = list(a.categories or TOY_CATEGORIES)
     workers = _demo_workers(cats, _device_arg(a))
@@ -110,18 +118,55 @@ def cmd_demo(a) -> int:
           f"overlays in {', '.join(str(out / c) for c in done)}")
     return 0
 
+@contextlib.contextmanager
+def run_lock(folder: Path):
+    "Hold `folder/.lock` (with this process's pid) while training into `folder`; a live holder is a clear error."
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / '.lock'
+    for _ in range(2):
+        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644); break
+        except FileExistsError:
+            try: pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError): pid = 0
+            if pid and _alive(pid):
+                raise ValueError(f"{folder}: another training (pid {pid}) is writing this run folder; wait for it, "
+                                 "or choose another --out") from None
+            lock.unlink(missing_ok=True)                       # left by a process that died: take it over
+    else: raise ValueError(f"{folder}: could not take the run lock {lock}")
+    try:
+        os.write(fd, str(os.getpid()).encode()); os.close(fd)
+        yield
+    finally: lock.unlink(missing_ok=True)
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
 def cmd_train(a) -> int:
     "Train a detector on normal images and save it."
     from daf_lite.detector import Detector, open_dataset
     open_dataset(a.data, a.category, 'train')             # a wrong path or layout fails before any model is built
+    _check_counts(a, 'epochs', 'steps')
+    out = Path(a.out)
+    if (out / 'config.json').exists() and not (a.force or a.resume):
+        raise ValueError(f"{out}: already holds a saved detector; pass --force to replace it, --resume to continue "
+                         "its training, or choose another --out")
+    with run_lock(out): return _train(a, out)
+
+def _train(a, out: Path) -> int:
+    "The training of `cmd_train`, under the run lock."
+    from daf_lite.detector import Detector
     opts = {k: v for k, v in dict(backbone=a.backbone, image_size=a.image_size, weights=a.weights,
                                   epochs=a.epochs, steps=a.steps).items() if v is not None}
-    if 'steps' in opts and 'epochs' not in opts: opts['epochs'] = None
+    if 'steps' in opts and 'epochs' not in opts: opts['epochs'] = None     # --steps replaces the preset's epochs,
+    if 'epochs' in opts and 'steps' not in opts: opts['steps'] = None      # --epochs the preset's steps
     det = Detector(a.method, preset=a.preset, device=_device_arg(a), **_stage_opts(a.method, opts))
-    det.fit(a.data, category=a.category, max_time=a.max_time, ckpt_dir=Path(a.out) / 'checkpoint', resume=a.resume,
+    det.fit(a.data, category=a.category, max_time=a.max_time, ckpt_dir=out / 'checkpoint', resume=a.resume,
             progress=not a.quiet)
-    det.save(a.out)
-    print(f"saved {det!r} to {a.out}")
+    det.save(out)
+    print(f"saved {det!r} to {out}")
     return 0
 
 def _stage_opts(method: str, opts: dict) -> dict:
@@ -169,6 +214,7 @@ def cmd_robustness(a) -> int:
     "Clean vs perturbed metrics of several methods (trained at one budget) or saved detectors, beside the reference."
     from daf_lite.core import get_method
     from daf_lite.detector import Detector, open_dataset
+    _check_counts(a, 'budget')
     from daf_lite.baselines import REFERENCE, reference_label
     from daf_lite.robustness import (PERTURBATIONS, STRATEGIES, compare_robustness, comparison_summary,
                                      robustness_report, save_comparison, synthesis_sensitivity)
@@ -265,6 +311,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=int); t.add_argument('--steps', type=int, help='optimiser steps (replaces epochs)')
     t.add_argument('--max-time', type=float, help='stop after this many seconds (a checkpoint is kept)')
     t.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint')
+    t.add_argument('--force', action='store_true', help='replace a detector already saved in OUT')
     t.add_argument('--backbone', help=BACKBONE_HELP); t.add_argument('--image-size', type=int)
     t.add_argument('--weights', help="teacher weights: auto, imagenet, random or a file")
     dev(t); quiet(t); t.set_defaults(func=cmd_train)

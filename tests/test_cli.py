@@ -2,7 +2,9 @@
 import csv, json, os, re, subprocess, sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from daf_lite.data import toy_root
 
@@ -50,6 +52,40 @@ def test_bad_paths(tmp_path):
     one_line_error(daf_lite('eval', bad, '--data', toy_root() / 'tile'), 'corrupt')
 
 
+def test_training_length_is_what_was_asked(tmp_path):
+    "--epochs replaces the preset's steps (and --steps its epochs); zero or negative counts are refused, not ignored."
+    r = daf_lite('train', '--data', toy_root(), '--category', 'washer', '--method', 'rd4ad', '--epochs', 1,
+                 '--image-size', 64, '--weights', 'random', '--out', tmp_path / 'e1', '--quiet')
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / 'e1' / 'config.json').read_text())
+    assert (saved['config']['epochs'], saved['config']['steps']) == (1, None)
+    assert len(saved['extra']['detector']['history']['losses']['distill']) == 54 // 8      # one epoch: 6 steps, not 100
+    for args in (('train', '--data', toy_root(), '--category', 'washer', '--method', 'rd4ad', '--steps', -3,
+                  '--out', tmp_path / 'bad'),
+                 ('train', '--data', toy_root(), '--category', 'washer', '--method', 'rd4ad', '--epochs', 0,
+                  '--out', tmp_path / 'bad'),
+                 ('demo', '--steps', 0, '--out', tmp_path / 'demo')):
+        one_line_error(daf_lite(*args), 'expected a positive number')
+    assert not (tmp_path / 'bad').exists() and not (tmp_path / 'demo').exists()       # nothing saved as "fitted"
+
+
+def test_no_silent_overwrite_and_one_writer(tmp_path):
+    "A saved run is not replaced without --force; a live training's lock stops a second writer, a dead one's does not."
+    args = ('train', '--data', toy_root(), '--category', 'washer', '--method', 'padim', '--image-size', 64,
+            '--out', tmp_path / 'run', '--quiet')
+    assert daf_lite(*args).returncode == 0
+    before = (tmp_path / 'run' / 'model.safetensors').read_bytes()
+    one_line_error(daf_lite(*args), 'already holds a saved detector', '--force')
+    assert (tmp_path / 'run' / 'model.safetensors').read_bytes() == before              # untouched
+    (tmp_path / 'run' / '.lock').write_text(str(os.getpid()))                           # a live holder: this process
+    one_line_error(daf_lite(*args, '--force'), f'pid {os.getpid()}')
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    (tmp_path / 'run' / '.lock').write_text(dead.stdout.strip())                        # its process has exited
+    r = daf_lite(*args, '--force')
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / 'run' / '.lock').exists()                                    # released after training
+
+
 def test_train_eval_predict(tmp_path):
     det = tmp_path / 'det'
     r = daf_lite('train', '--data', toy_root(), '--category', 'washer', '--method', 'rd4ad', '--steps', 2,
@@ -72,6 +108,10 @@ def test_train_eval_predict(tmp_path):
     assert [row['path'] for row in rows] == list(map(str, imgs + good))
     assert all((tmp_path / 'pred' / row['overlay']).is_file() for row in rows)
     one_line_error(daf_lite('predict', det, tmp_path / 'nope.png', '--out', tmp_path / 'p2'), 'nope.png')
+    holed = np.random.default_rng(0).random((64, 64), dtype=np.float32); holed[10:20, 10:20] = np.nan
+    Image.fromarray(holed, mode='F').save(tmp_path / 'nanpatch.tif')           # a float TIFF with NaN pixels
+    one_line_error(daf_lite('predict', det, tmp_path / 'nanpatch.tif', '--out', tmp_path / 'p3'), 'nanpatch.tif: 100 pixels are NaN')
+    assert not (tmp_path / 'p3' / 'scores.csv').exists()                     # never scored as normal
     r = daf_lite('robustness', det, '--data', toy_root() / 'washer', '--perturbations', 'brightness,jpeg',
                  '--severities', '2', '--out', tmp_path / 'rob')
     assert r.returncode == 0, r.stderr
