@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_hard_distillation.ipynb #19c0bf6b
 from __future__ import annotations
-import dataclasses
+import dataclasses, warnings
 from typing import Sequence
 import torch
 from torch import nn, Tensor
@@ -54,11 +54,13 @@ class AANDConfig(AmplificationConfig):
     decoder_blocks: tuple | None = None   # blocks per decoder stage, deepest first (None: the teacher's, in order)
     student_block: str | None = None      # 'basic' | 'bottleneck' | 'inverted' (None: the teacher's kind)
     channels_last: bool | None = None     # store the student NHWC (None: for an inverted-residual student)
-    PRESETS = {'paper': {},
+    PRESETS = {'paper': dict(textures='dtd', foreground='auto'),   # as stage 1's: DTD sources, object masks always
                'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs_stage1=None, steps_stage1=50,
                             epochs_stage2=None, steps_stage2=100, decoder_blocks=(2, 2, 2))}
 
 # %% ../nbs/10_hard_distillation.ipynb #a8a6af8b
+def _mark_loaded(module: nn.Module, keys) -> None: module.loaded = True
+
 class AAND(AmplifiedTeacher):
     "AAND: RAA-amplified frozen teacher (stage 1) -> OCBE + mirrored decoder student trained with HKD (stage 2)."
     def __init__(self, config: AANDConfig | None = None, **overrides):
@@ -71,6 +73,7 @@ class AAND(AmplifiedTeacher):
         self.bottleneck, self.decoder = build_student(self.teacher, c.student_block, c.bottleneck_blocks, c.decoder_blocks,
                                                       c.channels_last)
         self.distillation = HardDistillationLoss(c.hkd_k, c.hkd_global_weight) if c.distill_loss == 'hkd' else cosine_loss
+        self.amplifiers.register_load_state_dict_post_hook(_mark_loaded)   # trained branches may come from a state dict
 
     def trainable(self) -> list[nn.Module]:
         "The stage-2 parts: bottleneck and decoder."
@@ -95,6 +98,11 @@ class AAND(AmplifiedTeacher):
         "Stage 1 'amplify' (skipped if amplify=False or no stage-1 budget), stage 2 'distill' on normal images."
         c = self.config
         first = [self.amplify_stage()] if c.amplify and (c.steps_stage1 or c.epochs_stage1) else []
+        if c.amplify and not first and not getattr(self.amplifiers, 'loaded', False):
+            warnings.warn("AAND: amplify=True but stage 1 has no budget (steps_stage1/epochs_stage1 = 0 or None), so "
+                          "the RAA branches stay untrained and distort the teacher's features; give stage 1 a budget, "
+                          "load trained branches (`model.amplifiers.load_state_dict`), or pass amplify=False.",
+                          stacklevel=2)
         return first + [Stage('distill', self.distillation_loss,
                               parameters=lambda: [p for m in self.trainable() for p in m.parameters()],
                               optimizer=lambda ps: adam_multistep(ps, c.lr, c.betas), scheduler=multistep(c.lr_steps),

@@ -134,7 +134,7 @@ class AmplificationConfig(Config):
     sigma: float = 4.0                    # Gaussian smoothing of the map
     score: str = 'max'                    # image score: 'max' or 'topk'
     topk: int = 50
-    PRESETS = {'paper': {},
+    PRESETS = {'paper': dict(textures='dtd', foreground='auto'),   # the official: DTD sources, object masks always
                'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs_stage1=None, steps_stage1=50)}
 
 def adam_multistep(params: list, lr: float, betas: Sequence[float]) -> torch.optim.Adam:

@@ -39,11 +39,15 @@ def _report(det, data, out: Path, prediction) -> dict:
     from daf_lite.explore import save_report
     return save_report(det, data, out, prediction=prediction)
 
+def _config_fields(method: str) -> set[str]:
+    "The config field names of `method`."
+    from daf_lite.core import get_method
+    import dataclasses
+    return {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+
 def _options(method: str, opts: dict) -> dict:
     "`opts` restricted to the options `method`'s configuration has."
-    import dataclasses
-    from daf_lite.core import get_method
-    names = {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+    names = _config_fields(method)
     return {k: v for k, v in opts.items() if k in names}
 
 def demo_category(category: str, method: str = DEMO_METHOD, steps: int = DEMO_STEPS, out: str | Path = 'daf_lite_demo',
@@ -159,7 +163,9 @@ def _train(a, out: Path) -> int:
     "The training of `cmd_train`, under the run lock."
     from daf_lite.detector import Detector
     opts = {k: v for k, v in dict(backbone=a.backbone, image_size=a.image_size, weights=a.weights,
-                                  epochs=a.epochs, steps=a.steps).items() if v is not None}
+                                  epochs=a.epochs, steps=a.steps, textures=a.textures).items() if v is not None}
+    if 'textures' in opts and 'textures' not in _config_fields(a.method):
+        raise ValueError(f"--textures: method {a.method!r} does not synthesise anomalies (no texture source to set)")
     if 'steps' in opts and 'epochs' not in opts: opts['epochs'] = None     # --steps replaces the preset's epochs,
     if 'epochs' in opts and 'steps' not in opts: opts['steps'] = None      # --epochs the preset's steps
     det = Detector(a.method, preset=a.preset, device=_device_arg(a), **_stage_opts(a.method, opts))
@@ -171,9 +177,7 @@ def _train(a, out: Path) -> int:
 
 def _stage_opts(method: str, opts: dict) -> dict:
     "Map --epochs/--steps onto methods whose config names them per stage (e.g. AAND: epochs_stage1/epochs_stage2)."
-    from daf_lite.core import get_method
-    import dataclasses
-    fields = {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+    fields = _config_fields(method)
     out = dict(opts)
     for k in ('epochs', 'steps'):
         if k in out and k not in fields:
@@ -314,6 +318,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--force', action='store_true', help='replace a detector already saved in OUT')
     t.add_argument('--backbone', help=BACKBONE_HELP); t.add_argument('--image-size', type=int)
     t.add_argument('--weights', help="teacher weights: auto, imagenet, random or a file")
+    t.add_argument('--textures', help="anomaly-source texture folder for the methods that synthesise defects (the "
+                                      "papers: DTD's images/; the paper presets warn without one, or read "
+                                      "$DAF_LITE_TEXTURES)")
     dev(t); quiet(t); t.set_defaults(func=cmd_train)
     e = sub.add_parser('eval', help='metrics of a saved detector on a test split')
     e.add_argument('detector', help='folder written by `daf-lite train`')

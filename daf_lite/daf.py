@@ -131,8 +131,8 @@ class DAFConfig(Config):
     topk: int = 50                       # image score = mean of the top-k map pixels
     sigma: float = 4.0                   # Gaussian smoothing of the map
     PRESETS = {
-        'paper': dict(image_size=256, synthesis='draem', width=256, lr=2e-4, weight_decay=1e-5, batch_size=8,
-                      epochs=1200, steps=None, warmup_epochs=50, lr_decay_at=(0.583, 0.833)),
+        'paper': dict(image_size=256, synthesis='draem', textures='dtd', width=256, lr=2e-4, weight_decay=1e-5,
+                      batch_size=8, epochs=1200, steps=None, warmup_epochs=50, lr_decay_at=(0.583, 0.833)),
         'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, synthesis='draem', width=128, lr=2e-3, weight_decay=1e-5,
                      batch_size=8, epochs=5, steps=None, warmup_epochs=0.5, lr_decay_at=(0.8,)),
     }

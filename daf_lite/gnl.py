@@ -244,7 +244,7 @@ class GNLConfig(RD4ADConfig):
     steps_seg: int | None = None          # optimiser steps; replaces epochs_seg when set
     focal_gamma: float = 4.0
     seg_weight: float = 1.0               # map = distillation map + seg_weight * segmentation
-    PRESETS = {'paper': {},
+    PRESETS = {'paper': dict(textures='dtd'),
                'tiny': dict(backbone=DEFAULT_BACKBONE, image_size=128, batch_size=8, epochs=None, steps=100, seg_width=64,
                             seg_batch_size=8, epochs_seg=None, steps_seg=50, decoder_blocks=(2, 2, 2))}
 

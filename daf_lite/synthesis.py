@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_synthesis.ipynb #a774daff
 from __future__ import annotations
-import copy, functools, inspect, math, warnings
+import copy, functools, inspect, math, os, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 import cv2
@@ -17,11 +17,11 @@ from torch.utils.data import Dataset
 from .core import DataError, is_image_file, load_image, _as_size
 
 # %% auto #0
-__all__ = ['FOREGROUND_CATEGORIES', 'PROCEDURAL_TEXTURES', 'DRAEM_OPS', 'SHAPES', 'SYNTHESIZERS', 'perlin_noise', 'perlin_mask',
-           'foreground_mask', 'foreground_for', 'procedural_texture', 'TextureSource', 'hue_saturation',
-           'random_photometric', 'Synthesizer', 'DraemSynthesizer', 'random_shape', 'SimpleTexture', 'SimpleShape',
-           'TextureShape', 'NSASynthesizer', 'color_jitter', 'CutPaste', 'CutPasteScar', 'make_synthesizer',
-           'item_generator', 'SynthesisDataset']
+__all__ = ['FOREGROUND_CATEGORIES', 'PROCEDURAL_TEXTURES', 'DRAEM_OPS', 'SHAPES', 'SYNTHESIZERS', 'PAPER_TEXTURES',
+           'perlin_noise', 'perlin_mask', 'foreground_mask', 'foreground_for', 'procedural_texture', 'TextureSource',
+           'hue_saturation', 'random_photometric', 'Synthesizer', 'DraemSynthesizer', 'random_shape', 'SimpleTexture',
+           'SimpleShape', 'TextureShape', 'NSASynthesizer', 'color_jitter', 'CutPaste', 'CutPasteScar',
+           'PaperRecipeWarning', 'resolve_textures', 'make_synthesizer', 'item_generator', 'SynthesisDataset']
 
 # %% ../nbs/02_synthesis.ipynb #b4d8c65d
 def _rand(g: torch.Generator | None, *shape: int) -> Tensor:
@@ -560,6 +560,20 @@ class CutPasteScar(Synthesizer):
 SYNTHESIZERS: dict[str, type[Synthesizer]] = {c.name: c for c in (DraemSynthesizer, SimpleTexture, SimpleShape, TextureShape,
                                                                   NSASynthesizer, CutPaste, CutPasteScar)}
 
+PAPER_TEXTURES = 'dtd'            # textures=PAPER_TEXTURES: the papers' DTD, from $DAF_LITE_TEXTURES or warn loudly
+
+class PaperRecipeWarning(UserWarning):
+    "A `paper` preset is running without part of the paper's recipe (e.g. its DTD anomaly-source textures)."
+
+def resolve_textures(textures):
+    "`textures`, with `'dtd'` replaced by `$DAF_LITE_TEXTURES` (or None, procedural, after a `PaperRecipeWarning`)."
+    if not (isinstance(textures, str) and textures == PAPER_TEXTURES): return textures
+    if os.environ.get('DAF_LITE_TEXTURES'): return os.environ['DAF_LITE_TEXTURES']
+    warnings.warn("textures='dtd': the paper synthesises anomalies from DTD textures, but none were given, so textures "
+                  "made in code are used instead and this run does not follow the paper's recipe. Pass textures=DIR "
+                  "(CLI: --textures DIR) or set DAF_LITE_TEXTURES to DTD's images/ folder.", PaperRecipeWarning, stacklevel=3)
+    return None
+
 def make_synthesizer(name: str, textures: str | Path | Sequence[Tensor] | None = None, foreground=None,
                      **options) -> Synthesizer:
     "The synthesis strategy `name` (see `SYNTHESIZERS`) with its anomaly-source `textures`, `foreground` switch and options."
@@ -569,10 +583,10 @@ def make_synthesizer(name: str, textures: str | Path | Sequence[Tensor] | None =
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ('self', 'textures', 'foreground')]
     bad = sorted(set(options) - set(valid))
     if bad: raise ValueError(f"{name}: unknown option(s) {bad}; valid options: {valid}")
-    if textures is not None and not cls.uses_textures:
+    if textures is not None and not cls.uses_textures and textures != PAPER_TEXTURES:
         warnings.warn(f"{name} does not use textures; ignoring textures={textures!r}", stacklevel=2)
         textures = None
-    return cls(textures=textures, foreground=foreground, **options)
+    return cls(textures=resolve_textures(textures) if cls.uses_textures else None, foreground=foreground, **options)
 
 # %% ../nbs/02_synthesis.ipynb #eec12b89
 def item_generator(seed: int, index: int, epoch: int = 0) -> torch.Generator:
