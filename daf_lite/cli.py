@@ -28,7 +28,7 @@ def format_table(rows: Sequence[dict], metrics: Sequence[str] = TABLE_METRICS) -
     line = lambda cells: '  '.join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return '\n'.join([line(head), line(['-' * w for w in widths]), *map(line, body)])
 
-# %% ../nbs/15_cli.ipynb #49038a4e
+# %% ../nbs/15_cli.ipynb #36b4f4f3
 DEMO_METHOD, DEMO_STEPS = 'daf', 800
 DEMO_OPTIONS = {'tile': dict(batch_size=4), 'washer': dict(batch_size=4)}   # chosen with bench/demo_recipe.py
 
@@ -50,7 +50,7 @@ def _options(method: str, opts: dict) -> dict:
     names = _config_fields(method)
     return {k: v for k, v in opts.items() if k in names}
 
-# %% ../nbs/15_cli.ipynb #6298a702
+# %% ../nbs/15_cli.ipynb #3878b48b
 def demo_category(category: str, method: str = DEMO_METHOD, steps: int = DEMO_STEPS, out: str | Path = 'daf_lite_demo',
                   device: str | None = None, progress: bool = True, threads: int | None = None) -> dict:
     "Train `method` on one toy category, fit the training-free reference, write the report: rows, metrics, weights."
@@ -86,7 +86,7 @@ def _demo_workers(categories: Sequence[str], device: str | None) -> int:
     if len(categories) < 2 or get_device(device).type != 'cpu': return 1
     return max(1, min(len(categories), os.cpu_count() or 1))
 
-# %% ../nbs/15_cli.ipynb #3a245ef9
+# %% ../nbs/15_cli.ipynb #553c250b
 def _check_counts(a, *names: str) -> None:
     "Refuse a zero or negative --steps / --epochs / --budget instead of silently training something else."
     for n in names:
@@ -124,7 +124,7 @@ def cmd_demo(a) -> int:
           f"overlays in {', '.join(str(out / c) for c in done)}")
     return 0
 
-# %% ../nbs/15_cli.ipynb #58fbe384
+# %% ../nbs/15_cli.ipynb #dd17241d
 @contextlib.contextmanager
 def run_lock(folder: Path):
     "Hold `folder/.lock` (with this process's pid) while training into `folder`; a live holder is a clear error."
@@ -151,7 +151,7 @@ def _alive(pid: int) -> bool:
     except PermissionError: return True
     return True
 
-# %% ../nbs/15_cli.ipynb #61fc514c
+# %% ../nbs/15_cli.ipynb #53304b34
 def cmd_train(a) -> int:
     "Train a detector on normal images and save it."
     from daf_lite.detector import Detector, open_dataset
@@ -191,7 +191,7 @@ def _stage_opts(method: str, opts: dict) -> dict:
             for f in staged: out[f] = v
     return out
 
-# %% ../nbs/15_cli.ipynb #a980b1b4
+# %% ../nbs/15_cli.ipynb #8a68dac5
 def reference_row(det, data, category, test) -> dict:
     "The training-free reference's row: fitted on `data`'s train split with `det`'s teacher weights, scored on `test`."
     from daf_lite.baselines import reference_label
@@ -219,7 +219,7 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
     try: return tuple(int(s) for s in text.split(','))
     except ValueError: raise ValueError(f"{flag} {text!r}: expected comma-separated integers, e.g. 1,3,5") from None
 
-# %% ../nbs/15_cli.ipynb #5ad85437
+# %% ../nbs/15_cli.ipynb #0a44f9d1
 def cmd_robustness(a) -> int:
     "Clean vs perturbed metrics of several methods (trained at one budget) or saved detectors, beside the reference."
     from daf_lite.core import get_method
@@ -269,7 +269,7 @@ def cmd_robustness(a) -> int:
     print(f"\nwrote {len(files)} files (CSV tables, PNG figures) into {out}")
     return 0
 
-# %% ../nbs/15_cli.ipynb #c7aa845c
+# %% ../nbs/15_cli.ipynb #e449eeed
 def cmd_predict(a) -> int:
     "Overlay PNGs and a CSV (path, score, label) for images or folders."
     from daf_lite.detector import Detector
