@@ -28,9 +28,12 @@ def available_devices() -> list[str]:
 def get_device(device: str | torch.device | None = None) -> torch.device:
     "The device to run on: `device`, else `$DAF_LITE_DEVICE`, else the best of cuda → mps → cpu."
     if device is None or device == 'auto': device = os.environ.get('DAF_LITE_DEVICE') or available_devices()[0]
-    dev = torch.device(device)
+    src = 'DAF_LITE_DEVICE' if os.environ.get('DAF_LITE_DEVICE') == str(device) else 'device'
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError):                  # 'tpu', 'gpu!': not a device name torch knows
+        raise ValueError(f"{src}={str(device)!r} is not a device name; use one of {', '.join(available_devices())} "
+                         "(or 'auto', or 'cuda:1' for a second GPU).") from None
     if dev.type not in available_devices():
-        src = 'DAF_LITE_DEVICE' if os.environ.get('DAF_LITE_DEVICE') == str(device) else 'device'
         raise ValueError(f"{src}={str(device)!r} is not available on this machine; available: "
                          f"{', '.join(available_devices())}. Pass one of those (or 'auto').")
     return dev
@@ -66,9 +69,13 @@ def _open(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: file not found. Check the path (expected an image file).")
     if path.is_dir(): raise DataError(f"{path}: is a folder, expected an image file.")
+    if os.environ.get('DAF_LITE_MAX_PIXELS'): Image.MAX_IMAGE_PIXELS = int(os.environ['DAF_LITE_MAX_PIXELS'])
     try:
         im = Image.open(path)
         im.load()
+    except Image.DecompressionBombError as e:          # Pillow's guard against images that decompress to gigabytes
+        raise DataError(f"{path}: too many pixels to open safely ({e}). If the file is trusted, raise the limit with "
+                        f"DAF_LITE_MAX_PIXELS=<pixels> (now {Image.MAX_IMAGE_PIXELS}), or downscale the image.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         kind = 'empty' if path.stat().st_size == 0 else 'unreadable, truncated or not an image'
         raise DataError(f"{path}: {kind} ({e.__class__.__name__}: {e}). Expected a PNG, JPEG, BMP, TIFF or WebP "
