@@ -37,6 +37,15 @@ def test_methods_lists_every_method():
     for m in ('rd4ad', 'daf', 'aand', 'padim', 'patchcore'): assert f'\n{m} ' in '\n' + out, out
 
 
+def test_bad_device_names_are_one_line(tmp_path, monkeypatch):
+    for dev in ('tpu', 'gpu!'):
+        one_line_error(daf_lite('train', '--data', toy_root() / 'tile', '--method', 'padim', '--device', dev,
+                                '--out', tmp_path / 'o'), f"device='{dev}' is not a device name")
+    monkeypatch.setenv('DAF_LITE_DEVICE', 'tpu')
+    one_line_error(daf_lite('train', '--data', toy_root() / 'tile', '--method', 'padim', '--out', tmp_path / 'o2'),
+                   "DAF_LITE_DEVICE='tpu'")
+
+
 def test_bad_paths(tmp_path):
     one_line_error(daf_lite('eval', tmp_path / 'missing', '--data', toy_root()), tmp_path / 'missing')
     one_line_error(daf_lite('train', '--data', tmp_path / 'nope', '--method', 'padim', '--out', tmp_path / 'o'),
