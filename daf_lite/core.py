@@ -189,6 +189,9 @@ def expect(name: str, value: float, target: float, tol: float) -> None:
                              '(the code, the config or the data); a lower figure means the run did not learn as it should')
 
 # %% ../nbs/00_core.ipynb #0f836650
+_KINDS = {int: ((int, float), 'a number'), float: ((int, float), 'a number'), bool: ((bool,), 'true or false'),
+          str: ((str,), 'a string'), tuple: ((tuple,), 'a list')}
+
 @dataclasses.dataclass
 class Config:
     "Base for method configs: dataclass fields plus named presets in `PRESETS`."
@@ -211,6 +214,14 @@ class Config:
         unknown = sorted(set(d) - names)
         if unknown: raise ValueError(f"{cls.__name__} has no option(s) {unknown}; valid options: {sorted(names)}")
         vals = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for k, v in vals.items():                         # the defaults are the schema: a hand-edited file is checked
+            want = _KINDS.get(type(defaults[k]))
+            if v is not None and want is not None and not (isinstance(v, want[0]) and not
+                                                           (isinstance(v, bool) and bool not in want[0])):
+                raise ValueError(f"{cls.__name__}: {k}={v!r} ({type(v).__name__}); expected {want[1]}")
+            if k in ('image_size', 'batch_size') and isinstance(v, int) and v < 1:
+                raise ValueError(f"{cls.__name__}: {k}={v!r}; expected a positive integer")
         return cls(**vals)
 
     def replace(self, **changes) -> 'Config': return self.from_dict({**self.to_dict(), **changes})

@@ -195,10 +195,20 @@ def read_checkpoint_meta(path_dir: str | Path) -> dict:
         raise DataError(f"{f}: corrupt or truncated JSON ({e}). Re-save the checkpoint.") from None
     if not isinstance(meta, dict) or meta.get('format') != 'daf_lite.checkpoint':
         raise DataError(f"{f}: not a daf_lite checkpoint config (no format='daf_lite.checkpoint').")
-    if meta.get('format_version', 0) > CHECKPOINT_FORMAT:
+    for k, kind, what in _META_FIELDS:                    # a hand-edited file: name the field, its value, the expectation
+        v = meta.get(k, _MISSING)
+        if v is _MISSING: raise DataError(f"{f}: field {k!r} is missing (expected {what}). Re-save the checkpoint.")
+        if not isinstance(v, kind) or isinstance(v, bool) or (k == 'files' and not all(
+                isinstance(n, str) and isinstance(s, int) and not isinstance(s, bool) for n, s in v.items())):
+            raise DataError(f"{f}: field {k!r} is {v!r}; expected {what}. Re-save the checkpoint.")
+    if meta['format_version'] > CHECKPOINT_FORMAT:
         raise DataError(f"{f}: checkpoint format {meta['format_version']}, this daf_lite reads up to "
                         f"{CHECKPOINT_FORMAT}; upgrade daf_lite.")
     return meta
+
+_MISSING = object()
+_META_FIELDS = [('format_version', int, 'an integer'), ('checkpoint_id', str, 'a string'), ('model', str, 'a string'),
+                ('files', dict, 'an object of file name -> size in bytes'), ('extra', dict, 'an object')]
 
 def load_checkpoint(path_dir: str | Path, model: nn.Module | None = None, map_location: str | torch.device = 'cpu',
                     optimizer: bool = False, strict: bool = True) -> dict:
