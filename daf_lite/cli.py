@@ -154,7 +154,7 @@ def _alive(pid: int) -> bool:
 # %% ../nbs/15_cli.ipynb #53304b34
 def cmd_train(a) -> int:
     "Train a detector on normal images and save it."
-    from daf_lite.detector import Detector, open_dataset
+    from daf_lite.detector import open_dataset
     open_dataset(a.data, a.category, 'train')             # a wrong path or layout fails before any model is built
     _check_counts(a, 'epochs', 'steps')
     out = Path(a.out)

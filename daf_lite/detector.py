@@ -240,14 +240,14 @@ def _save(self: Detector, path: str | Path) -> Path:
                               history=self.history.to_dict() if self.history is not None else None)}
     return training.save_checkpoint(path, self.model, extra)
 
-_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-_DETECTOR_FIELDS = [('format_version', lambda v: isinstance(v, int) and not isinstance(v, bool), 'an integer'),
-                    ('method', lambda v: isinstance(v, str), 'a method name'),
-                    ('threshold', lambda v: v is None or _num(v), 'a number or null'),
-                    ('map_scale', lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(map(_num, v))),
-                     'a pair [low, high] or null'),
-                    ('fitted', lambda v: isinstance(v, bool), 'true or false'),
-                    ('history', lambda v: v is None or isinstance(v, dict), 'an object or null')]
+_DETECTOR_FIELDS = [('format_version', training.is_int, 'an integer', False),
+                    ('method', lambda v: isinstance(v, str), 'a method name', True),
+                    ('threshold', lambda v: v is None or training.is_number(v), 'a number or null', False),
+                    ('map_scale', lambda v: v is None or (isinstance(v, list) and len(v) == 2
+                                                          and all(map(training.is_number, v))),
+                     'a pair [low, high] or null', False),
+                    ('fitted', lambda v: isinstance(v, bool), 'true or false', False),
+                    ('history', lambda v: v is None or isinstance(v, dict), 'an object or null', False)]
 
 def _load(cls, path: str | Path, device=None) -> Detector:
     "A detector saved with `save` (on any device); clear errors for missing, corrupt or incompatible folders."
@@ -258,11 +258,8 @@ def _load(cls, path: str | Path, device=None) -> Detector:
     d = (meta.get('extra') or {}).get('detector')
     if not isinstance(d, dict): raise DataError(f"{path / 'config.json'}: a training checkpoint, not a saved Detector "
                                                 f"(no extra.detector entry); save it with Detector.save.")
-    for k, ok, what in _DETECTOR_FIELDS:
-        if k in d and not ok(d[k]):
-            raise DataError(f"{path / 'config.json'}: extra.detector.{k} is {d[k]!r}; expected {what}. Re-save the "
-                            "detector (or fix the value).")
-    if 'method' not in d: raise DataError(f"{path / 'config.json'}: extra.detector.method is missing. Re-save the detector.")
+    training.check_fields(path / 'config.json', d, _DETECTOR_FIELDS, 'extra.detector.{}',
+                          'Re-save the detector (or fix the value).')
     if d.get('format_version', 0) > FORMAT_VERSION:
         raise DataError(f"{path}: saved by a newer daf_lite (detector format {d['format_version']}, this one reads up "
                         f"to {FORMAT_VERSION}); upgrade daf_lite.")

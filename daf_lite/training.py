@@ -17,9 +17,10 @@ from .core import Config, DataError, atomic_write, get_device, seed_everything
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'MODEL_FILE', 'CONFIG_FILE', 'OPTIMIZER_FILE', 'Stage', 'AnomalyModel', 'check_output', 'History',
-           'save_checkpoint', 'read_checkpoint_meta', 'load_checkpoint', 'derive_seed', 'EpochOrder', 'seed_worker',
-           'make_loader', 'batches_per_epoch', 'to_device', 'get_rng_state', 'set_rng_state', 'amp_dtype', 'autocast',
-           'train_step', 'validation_loss', 'stage_mode', 'precise_batchnorm', 'stage_batchnorm', 'fit']
+           'save_checkpoint', 'read_checkpoint_meta', 'is_int', 'is_number', 'check_fields', 'load_checkpoint',
+           'derive_seed', 'EpochOrder', 'seed_worker', 'make_loader', 'batches_per_epoch', 'to_device', 'get_rng_state',
+           'set_rng_state', 'amp_dtype', 'autocast', 'train_step', 'validation_loss', 'stage_mode', 'precise_batchnorm',
+           'stage_batchnorm', 'fit']
 
 # %% ../nbs/06_training.ipynb #a62aabe0
 def _adam(params: list) -> torch.optim.Optimizer:
@@ -195,20 +196,29 @@ def read_checkpoint_meta(path_dir: str | Path) -> dict:
         raise DataError(f"{f}: corrupt or truncated JSON ({e}). Re-save the checkpoint.") from None
     if not isinstance(meta, dict) or meta.get('format') != 'daf_lite.checkpoint':
         raise DataError(f"{f}: not a daf_lite checkpoint config (no format='daf_lite.checkpoint').")
-    for k, kind, what in _META_FIELDS:                    # a hand-edited file: name the field, its value, the expectation
-        v = meta.get(k, _MISSING)
-        if v is _MISSING: raise DataError(f"{f}: field {k!r} is missing (expected {what}). Re-save the checkpoint.")
-        if not isinstance(v, kind) or isinstance(v, bool) or (k == 'files' and not all(
-                isinstance(n, str) and isinstance(s, int) and not isinstance(s, bool) for n, s in v.items())):
-            raise DataError(f"{f}: field {k!r} is {v!r}; expected {what}. Re-save the checkpoint.")
+    check_fields(f, meta, _META_FIELDS)                   # a hand-edited file: name the field, its value, the expectation
     if meta['format_version'] > CHECKPOINT_FORMAT:
         raise DataError(f"{f}: checkpoint format {meta['format_version']}, this daf_lite reads up to "
                         f"{CHECKPOINT_FORMAT}; upgrade daf_lite.")
     return meta
 
-_MISSING = object()
-_META_FIELDS = [('format_version', int, 'an integer'), ('checkpoint_id', str, 'a string'), ('model', str, 'a string'),
-                ('files', dict, 'an object of file name -> size in bytes'), ('extra', dict, 'an object')]
+def is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)     # JSON's true is not a count
+def is_number(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+def check_fields(f: Path, d: dict, fields: Sequence[tuple], label: str = "field '{}'",
+                 fix: str = 'Re-save the checkpoint.') -> None:
+    "DataError naming file `f`, the field, its value and the expectation, for the first `(name, ok, what, required)` `d` fails."
+    for k, ok, what, required in fields:
+        if k not in d:
+            if required: raise DataError(f"{f}: {label.format(k)} is missing (expected {what}). {fix}")
+        elif not ok(d[k]): raise DataError(f"{f}: {label.format(k)} is {d[k]!r}; expected {what}. {fix}")
+
+_META_FIELDS = [('format_version', is_int, 'an integer', True),
+                ('checkpoint_id', lambda v: isinstance(v, str), 'a string', True),
+                ('model', lambda v: isinstance(v, str), 'a string', True),
+                ('files', lambda v: isinstance(v, dict) and all(isinstance(n, str) and is_int(s) for n, s in v.items()),
+                 'an object of file name -> size in bytes', True),
+                ('extra', lambda v: isinstance(v, dict), 'an object', True)]
 
 def load_checkpoint(path_dir: str | Path, model: nn.Module | None = None, map_location: str | torch.device = 'cpu',
                     optimizer: bool = False, strict: bool = True) -> dict:
