@@ -8,7 +8,7 @@ import argparse, contextlib, csv, json, os, sys, time, warnings
 from pathlib import Path
 from typing import Sequence
 
-from .core import DataError
+from .core import DataError, _FULL, _mb, clean_stale_temps, pid_alive
 
 # %% auto #0
 __all__ = ['TABLE_METRICS', 'DEMO_METHOD', 'DEMO_STEPS', 'DEMO_OPTIONS', 'BACKBONE_HELP', 'format_table', 'demo_category',
@@ -135,7 +135,7 @@ def run_lock(folder: Path):
         except FileExistsError:
             try: pid = int(lock.read_text().strip() or 0)
             except (OSError, ValueError): pid = 0
-            if pid and _alive(pid):
+            if pid and pid_alive(pid):
                 raise ValueError(f"{folder}: another training (pid {pid}) is writing this run folder; wait for it, "
                                  "or choose another --out") from None
             lock.unlink(missing_ok=True)                       # left by a process that died: take it over
@@ -145,18 +145,14 @@ def run_lock(folder: Path):
         yield
     finally: lock.unlink(missing_ok=True)
 
-def _alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
 # %% ../nbs/15_cli.ipynb #53304b34
 def cmd_train(a) -> int:
     "Train a detector on normal images and save it."
     from daf_lite.detector import open_dataset
+    from daf_lite.training import checkpoint_schedule
     open_dataset(a.data, a.category, 'train')             # a wrong path or layout fails before any model is built
     _check_counts(a, 'epochs', 'steps')
+    checkpoint_schedule(a.checkpoint_every)                # a bad value fails now, not after the first epoch
     out = Path(a.out)
     if (out / 'config.json').exists() and not (a.force or a.resume):
         raise ValueError(f"{out}: already holds a saved detector; pass --force to replace it, --resume to continue "
@@ -173,10 +169,14 @@ def _train(a, out: Path) -> int:
     if 'steps' in opts and 'epochs' not in opts: opts['epochs'] = None     # --steps replaces the preset's epochs,
     if 'epochs' in opts and 'steps' not in opts: opts['steps'] = None      # --epochs the preset's steps
     det = Detector(a.method, preset=a.preset, device=_device_arg(a), **_stage_opts(a.method, opts))
+    stale = clean_stale_temps(out) + clean_stale_temps(out / 'checkpoint')
+    if stale: print(f"removed {len(stale)} temporary file(s) ({_mb(sum(s for _, s in stale))}) left by a save that was "
+                    f"killed", flush=True)
     det.fit(a.data, category=a.category, max_time=a.max_time, ckpt_dir=out / 'checkpoint', resume=a.resume,
-            progress=not a.quiet)
+            progress=not a.quiet, checkpoint_every=a.checkpoint_every)
     det.save(out)
-    print(f"saved {det!r} to {out}")
+    note = det.history.stop_note() if det.history is not None else ''
+    print(f"saved {det!r} to {out}" + (f" -- PARTLY TRAINED: {note}; --resume continues it" if note else ''))
     return 0
 
 def _stage_opts(method: str, opts: dict) -> dict:
@@ -319,11 +319,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument('--method', default='daf', help='a registered method (see `daf-lite methods`)')
     t.add_argument('--out', required=True, help='folder to save the detector into')
     t.add_argument('--preset', default='tiny', help="'tiny' (fast) or 'paper' (the paper's recipe)")
-    t.add_argument('--epochs', type=int); t.add_argument('--steps', type=int, help='optimiser steps (replaces epochs)')
+    t.add_argument('--epochs', type=int, help="passes over the training images (replaces the preset's epochs or steps)")
+    t.add_argument('--steps', type=int, help="optimiser steps (replaces the preset's epochs or steps)")
     t.add_argument('--max-time', type=float, help='stop after this many seconds (a checkpoint is kept)')
     t.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint')
+    t.add_argument('--checkpoint-every', default='5min', metavar='N|TIME',
+                   help='write a resumable checkpoint every N optimiser steps (e.g. 50) or every so long (90s, 5min, 1h; '
+                        'default: 5min), and always at the end of a stage')
     t.add_argument('--force', action='store_true', help='replace a detector already saved in OUT')
-    t.add_argument('--backbone', help=BACKBONE_HELP); t.add_argument('--image-size', type=int)
+    t.add_argument('--backbone', help=BACKBONE_HELP)
+    t.add_argument('--image-size', type=int, help="side of the square images the detector sees (default: the preset's)")
     t.add_argument('--weights', help="teacher weights: auto, imagenet, random or a file")
     t.add_argument('--textures', help="anomaly-source texture folder for the methods that synthesise defects (the "
                                       "papers: DTD's images/; the paper presets warn without one, or read "
@@ -331,14 +336,17 @@ def _parser() -> argparse.ArgumentParser:
     dev(t); quiet(t); t.set_defaults(func=cmd_train)
     e = sub.add_parser('eval', help='metrics of a saved detector on a test split')
     e.add_argument('detector', help='folder written by `daf-lite train`')
-    e.add_argument('--data', required=True); e.add_argument('--category')
+    e.add_argument('--data', required=True, help='MVTec-style root (with --category) or a category folder with a test '
+                                                 'split (test/good, test/<defect>, ground_truth/<defect>)')
+    e.add_argument('--category', help='category under --data')
     e.add_argument('--report', help='also write overlays, curves and metrics.json into this folder')
     e.add_argument('--json', help='write the metrics to this JSON file')
     e.add_argument('--no-reference', dest='reference', action='store_false',
                    help='skip the training-free reference row (PaDiM fitted on the same train split)')
     dev(e); e.set_defaults(func=cmd_eval)
     r = sub.add_parser('predict', help='score images and write heatmap overlays')
-    r.add_argument('detector'); r.add_argument('images', nargs='+', help='image files or folders')
+    r.add_argument('detector', help='folder written by `daf-lite train`')
+    r.add_argument('images', nargs='+', help='image files or folders (hidden files, sub-folders and non-images skipped)')
     r.add_argument('--out', required=True, help='folder for the overlays and scores.csv')
     dev(r); r.set_defaults(func=cmd_predict)
     o = sub.add_parser('robustness', help='clean vs perturbed metrics of several methods or saved detectors beside '
@@ -357,7 +365,8 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument('--sensitivity', help="also train --sensitivity-method once per synthesis strategy: a comma list "
                                          "(e.g. draem,simple_shape) or all")
     o.add_argument('--sensitivity-method', default='daf', help='default: daf, with and without its discrepancy cue')
-    o.add_argument('--backbone', help=BACKBONE_HELP); o.add_argument('--image-size', type=int)
+    o.add_argument('--backbone', help=BACKBONE_HELP)
+    o.add_argument('--image-size', type=int, help="side of the square images (default: the preset's)")
     o.add_argument('--weights', help='teacher weights: auto, imagenet, random or a file')
     o.add_argument('--foreground', help="'auto': synthesise anomalies on the object only (objects on a plain background)")
     o.add_argument('--no-reference', dest='reference', action='store_false', help='skip the training-free reference')
@@ -367,7 +376,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of `daf-lite`; returns the exit status (2 for errors in the input, with one line on stderr)."
+    "Entry point of `daf-lite`; returns the exit status (2 for errors in the input, 1 for a full disk; one line on stderr)."
     a = _parser().parse_args(argv)
     def one_line(message, category, *args, **kwargs):   # warnings as one line each, without the source line
         print(f"daf-lite {a.command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
@@ -378,6 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = ' '.join(str(e).split())
         print(f"daf-lite {a.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:                                 # a full disk or quota: the file and the space, not a traceback
+        if e.errno not in _FULL or os.environ.get('DAF_LITE_DEBUG') == '1': raise
+        print(f"daf-lite {a.command}: error: {' '.join(str(e.strerror).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"daf-lite {a.command}: interrupted", file=sys.stderr); return 130
     finally: warnings.showwarning = old_show

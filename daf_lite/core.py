@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c1a91718
 from __future__ import annotations
-import contextlib, os, random, tempfile, warnings, dataclasses, json
+import contextlib, errno, os, random, re, shutil, tempfile, warnings, dataclasses, json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 import numpy as np
@@ -12,9 +12,10 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'EXPECTED', 'METHODS', 'available_devices', 'get_device', 'seed_everything', 'DataError',
-           'is_image_file', 'load_image', 'load_mask', 'save_image', 'atomic_write', 'to_numpy', 'show_images',
-           'expect', 'Config', 'MethodSpec', 'register_method', 'load_methods', 'get_method', 'Prediction']
+__all__ = ['IMAGE_EXTENSIONS', 'MAX_UPSCALE', 'EXPECTED', 'METHODS', 'available_devices', 'get_device', 'seed_everything',
+           'DataError', 'is_image_file', 'warn_once', 'check_upscale', 'load_image', 'load_mask', 'save_image',
+           'atomic_write', 'pid_alive', 'clean_stale_temps', 'to_numpy', 'show_images', 'expect', 'Config',
+           'MethodSpec', 'register_method', 'load_methods', 'get_method', 'Prediction']
 
 # %% ../nbs/00_core.ipynb #d83aacf0
 def available_devices() -> list[str]:
@@ -103,6 +104,25 @@ def _resize(t: torch.Tensor, size, mode: str) -> torch.Tensor:
     return torch.nn.functional.interpolate(t[None], size=size, mode='bilinear', antialias=True,
                                            align_corners=False)[0].clamp_(0, 1)
 
+_WARNED: set = set()
+
+def warn_once(key, message: str, stacklevel: int = 3) -> None:
+    "`warnings.warn(message)` the first time `key` is seen in this process (a file read every epoch warns once)."
+    if key in _WARNED: return
+    _WARNED.add(key)
+    warnings.warn(message, stacklevel=stacklevel)
+
+MAX_UPSCALE = 4   # an image blown up more than this per side carries too little detail to score
+
+def check_upscale(what, hw: tuple[int, int], size: tuple[int, int] | None) -> None:
+    "Warn once when an image of `hw` pixels is resized to `size` with more than `MAX_UPSCALE`× per side."
+    if size is None: return
+    f = max(size[0] / hw[0], size[1] / hw[1])
+    if f > MAX_UPSCALE:
+        warn_once(('upscale', str(what), size), f"{what}: {hw[1]}x{hw[0]} px is upscaled {f:.3g}x to {size[1]}x{size[0]}; "
+                  f"so little detail cannot be scored reliably. Use images of at least {-(-size[1] // MAX_UPSCALE)}x"
+                  f"{-(-size[0] // MAX_UPSCALE)} px, or a smaller image_size.")
+
 def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     "Read any common image file as float RGB `(3,H,W)` in [0,1], optionally resized (antialiased) to `size`."
     a = _to_float(_open(path))
@@ -111,11 +131,17 @@ def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> t
                         "values in [0,1]; re-export the image (or fill the missing pixels) before using it.")
     t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
     if t.shape[0] == 1: t = t.expand(3, -1, -1)
+    check_upscale(path, a.shape[:2], _as_size(size))
     return _resize(t.contiguous(), _as_size(size), 'bilinear')
 
 def load_mask(path: str | Path, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     "Read a mask file as float `(1,H,W)` in {0,1} (any non-zero pixel is defect), nearest-resized to `size`."
     a = _to_float(_open(path)).max(axis=2)
+    values = np.unique(a)
+    if len(values) > 2:                               # a soft or JPEG-compressed mask: say what we make of it
+        warn_once(('mask', str(path)), f"{path}: the mask is not binary ({len(values)} distinct values in "
+                  f"[{values[0]:.3g}, {values[-1]:.3g}]); every pixel above 0 counts as defect. Save masks as 0/255 "
+                  f"PNGs (threshold them yourself) if that is not what you mean.")
     t = torch.from_numpy((a > 0).astype(np.float32))[None]
     return _resize(t, _as_size(size), 'nearest')
 
@@ -130,23 +156,54 @@ def save_image(img: torch.Tensor | np.ndarray, path: str | Path) -> Path:
     return path
 
 # %% ../nbs/00_core.ipynb #b8903807
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    "Create `path` atomically: `write(tmp)` fills a temporary file beside it, which is fsynced and moved over `path`."
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}       # no space, over quota, over the file-size limit
+
+def _mb(n: int) -> str: return f"{n / 2**20:.1f} MiB"
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any] | bytes) -> Path:
+    "Create `path` atomically from `write` (bytes, or `write(tmp)` filling a temporary file): fsynced, then moved over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp')  # pid: see below
     os.close(fd)
     umask = os.umask(0); os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)                       # mkstemp makes 0600; give the file the usual permissions
     try:
-        write(Path(tmp))
+        if isinstance(write, (bytes, bytearray, memoryview)): Path(tmp).write_bytes(write)
+        else: write(Path(tmp))
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _FULL:
+            need = f"needs {_mb(len(write))}" if isinstance(write, (bytes, bytearray, memoryview)) else \
+                   f"stopped after {_mb(written)}"
+            raise OSError(e.errno, f"{path}: no room to write it ({os.strerror(e.errno)}; {need}, "
+                          f"{_mb(shutil.disk_usage(path.parent).free)} free in {path.parent}). Nothing was overwritten: "
+                          f"free some space (or raise the quota) and save again, or write elsewhere.") from None
         raise
     return path
 
+_TEMP = re.compile(r'^\..+\.(\d+)\.[^.]+\.tmp$')        # what atomic_write names its temporaries: .<name>.<pid>.<rand>.tmp
+
+def pid_alive(pid: int) -> bool:
+    "Whether process `pid` exists (on this machine)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OSError): return True
+    return True
+
+def clean_stale_temps(folder: str | Path) -> list[tuple[Path, int]]:
+    "Delete the temporaries a killed `atomic_write` left in `folder` (their writer's pid is gone); returns (file, bytes)."
+    folder, out = Path(folder), []
+    if not folder.is_dir(): return out
+    for p in folder.iterdir():
+        m = _TEMP.match(p.name)
+        if m and p.is_file() and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            size = p.stat().st_size
+            with contextlib.suppress(FileNotFoundError): p.unlink(); out.append((p, size))
+    return out
 
 # %% ../nbs/00_core.ipynb #2a031377
 def to_numpy(x: Any) -> np.ndarray:

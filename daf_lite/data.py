@@ -15,7 +15,7 @@ from .core import DataError, IMAGE_EXTENSIONS, is_image_file, load_image, load_m
 
 # %% auto #0
 __all__ = ['TOY_CATEGORIES', 'TOY_DEFECTS', 'SPLITS', 'VISA_COLUMNS', 'make_toy_image', 'make_toy_dataset', 'toy_root',
-           'list_categories', 'carve_split', 'Sample', 'AnomalyDataset', 'MVTecDataset', 'convert_visa',
+           'scan_folder', 'list_categories', 'carve_split', 'Sample', 'AnomalyDataset', 'MVTecDataset', 'convert_visa',
            'FolderDataset']
 
 # %% ../nbs/01_data.ipynb #8308bc1b
@@ -205,8 +205,9 @@ def toy_root(cache_dir: str | Path | None = None) -> Path:
     return cache
 
 # %% ../nbs/01_data.ipynb #dcb58767
-def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
-    "Image files directly in `folder` (sorted by name) and the stray non-image files there."
+def scan_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Image files directly in `folder` (sorted by name) and its stray non-image files; hidden (`.*`, macOS `._*`) files,
+    sub-folders and broken links are skipped. Training, evaluation and `predict` on a folder all list through here."""
     if not folder.is_dir(): return [], []
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith('.'))
     return [p for p in files if is_image_file(p)], [p for p in files if not is_image_file(p)]
@@ -220,7 +221,7 @@ def _warn_strays(strays: list[Path]) -> None:
 
 def _mask_index(folder: Path) -> dict[str, Path]:
     "Mask files of `folder` by image stem: `000_mask.png` (MVTec AD) or `000.png` (MVTec 3D-AD, anomalib's VisA)."
-    found, _ = _scan(folder)
+    found, _ = scan_folder(folder)
     idx = {p.stem: p for p in found}
     idx.update({p.stem[:-5]: p for p in found if p.stem.endswith('_mask')})
     return idx
@@ -335,7 +336,7 @@ class MVTecDataset(AnomalyDataset):
         rgb = (lambda d: d / 'rgb') if self.layout == 'mvtec3d' else (lambda d: d)
         strays = []
         if split in ('train', 'val'):
-            good, strays = _scan(rgb(cat / 'train' / 'good'))
+            good, strays = scan_folder(rgb(cat / 'train' / 'good'))
             if not good:
                 raise DataError(f"{rgb(cat / 'train' / 'good')}: no training images (expected {', '.join(IMAGE_EXTENSIONS)} "
                                 f"files of normal images there). Put the defect-free images of {category!r} in that folder.")
@@ -343,10 +344,10 @@ class MVTecDataset(AnomalyDataset):
         else:
             samples = []
             for d in sorted(p for p in (cat / 'test').glob('*') if p.is_dir()):
-                imgs, st = _scan(rgb(d)); strays += st
+                imgs, st = scan_folder(rgb(d)); strays += st
                 if d.name == 'good': samples += [Sample(p, None, 0, 'good') for p in imgs]; continue
                 gt = d / 'gt' if self.layout == 'mvtec3d' else cat / 'ground_truth' / d.name
-                masks, st = _mask_index(gt), _scan(gt)[1]; strays += st
+                masks, st = _mask_index(gt), scan_folder(gt)[1]; strays += st
                 missing = [p for p in imgs if p.stem not in masks]
                 if missing:
                     want = gt / (missing[0].stem + ('.png' if self.layout == 'mvtec3d' else '_mask.png'))
@@ -408,7 +409,7 @@ class FolderDataset(AnomalyDataset):
                           val_fraction=val_fraction, seed=seed)
         self._name = str(good_dir)
         if split in ('train', 'val'):
-            good, strays = _scan(_require_dir(Path(good_dir).expanduser(), 'good-image'))
+            good, strays = scan_folder(_require_dir(Path(good_dir).expanduser(), 'good-image'))
             if not good: raise DataError(f"{good_dir}: no training images (expected {', '.join(IMAGE_EXTENSIONS)} files of "
                                          f"normal images).")
             samples = [Sample(p, None, 0, 'good') for p in carve_split(good, split, val_fraction, seed)]
@@ -417,10 +418,10 @@ class FolderDataset(AnomalyDataset):
             test = _require_dir(Path(test_dir).expanduser(), 'test_dir')
             mdir = None if mask_dir is None else _require_dir(Path(mask_dir).expanduser(), 'mask_dir')
             top = _mask_index(mdir) if mdir else {}
-            imgs, strays = _scan(test)
+            imgs, strays = scan_folder(test)
             samples = [Sample(p, top.get(p.stem), int(p.stem in top), 'defect' if p.stem in top else 'good') for p in imgs]
             for d in sorted(p for p in test.iterdir() if p.is_dir()):
-                imgs, st = _scan(d); strays += st
+                imgs, st = scan_folder(d); strays += st
                 if d.name == 'good': samples += [Sample(p, None, 0, 'good') for p in imgs]; continue
                 masks = {**top, **(_mask_index(mdir / d.name) if mdir else {})}
                 missing = [p for p in imgs if p.stem not in masks]

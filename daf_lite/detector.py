@@ -15,15 +15,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from .core import (DataError, Prediction, get_device, get_method, load_image, load_methods, seed_everything,
-                           is_image_file, METHODS, IMAGE_EXTENSIONS)
-from .data import AnomalyDataset, FolderDataset, MVTecDataset, list_categories
+                           is_image_file, check_upscale, METHODS, IMAGE_EXTENSIONS)
+from .data import AnomalyDataset, FolderDataset, MVTecDataset, list_categories, scan_folder, _warn_strays
 from . import training
 from .metrics import evaluate as evaluate_metrics
 from .teacher import FeatureExtractor
 from .baselines import REFERENCE, reference_label
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'open_dataset', 'Detector']
+__all__ = ['ACCEPTED', 'FORMAT_VERSION', 'open_dataset', 'Detector']
 
 # %% ../nbs/14_detector.ipynb #c45eb02f
 def open_dataset(root: str | Path, category: str | None = None, split: str = 'train', image_size: int = 256,
@@ -64,29 +64,54 @@ class _Images(Dataset):
     def __len__(self): return len(self.paths)
     def __getitem__(self, i): return {'image': load_image(self.paths[i], self.size), 'path': str(self.paths[i])}
 
+ACCEPTED = ("a dataset, an image tensor (N,3,H,W) or (3,H,W) in [0,1], a NumPy RGB array (H,W,3) or (N,H,W,3) "
+            "(uint8 0-255, uint16 or float 0-1), a list of tensors or arrays, an image file, a folder, or a list of files")
+
+def _from_array(a: np.ndarray, what: str) -> Tensor:
+    "A NumPy image (H,W), (H,W,C), (N,H,W,C) or (C,H,W), integer or float, -> float tensor (N,C,H,W) in its own scale."
+    if a.dtype == np.uint8: t = torch.from_numpy(a.astype(np.float32) / 255)
+    elif a.dtype == np.uint16: t = torch.from_numpy(a.astype(np.float32) / 65535)
+    elif np.issubdtype(a.dtype, np.floating): t = torch.from_numpy(a.astype(np.float32))
+    else: raise DataError(f"{what}: NumPy {a.dtype} array; expected uint8, uint16 or float values.")
+    if t.ndim == 2: return t[None, None]
+    if t.ndim == 3 and t.shape[0] in (1, 3) and t.shape[-1] not in (1, 3): return t[None]       # (C,H,W), as torch has it
+    if t.ndim == 3: return t.permute(2, 0, 1)[None]                                               # (H,W,C), as PIL has it
+    if t.ndim == 4: return t.permute(0, 3, 1, 2)
+    raise DataError(f"{what}: array of shape {a.shape}; expected (H,W,3) or (N,H,W,3).")
+
+def _batch(x: Tensor, size: int, what: str = 'images') -> Tensor:
+    "Check an image tensor (finite, in [0,1], 1 or 3 channels) and bring it to `(N,3,size,size)`."
+    if x.ndim == 3: x = x[None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise DataError(f"{what}: expected a tensor (N,3,H,W) or (3,H,W) with values in [0,1], got shape {tuple(x.shape)}.")
+    if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
+    x = x.float()
+    if not (ok := torch.isfinite(x).flatten(1).all(1)).all():     # NaN > threshold is False: it would pass as normal
+        raise DataError(f"{what}: image(s) {(~ok).nonzero().flatten().tolist()} of the tensor hold NaN or infinite "
+                        "values; expected finite values in [0,1].")
+    if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
+        raise DataError(f"{what}: values in [{x.min():.3g}, {x.max():.3g}]; expected [0,1] (divide 8-bit images by 255).")
+    if tuple(x.shape[-2:]) != (size, size):
+        check_upscale(what, tuple(x.shape[-2:]), (size, size))
+        x = F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False).clamp(0, 1)
+    return x
+
 def _as_images(x: Any, size: int) -> Dataset | Tensor:
-    "A dataset or an (N,3,H,W) tensor for whatever `predict` was given."
+    "A dataset or an (N,3,H,W) tensor for whatever `predict` was given (see `ACCEPTED`)."
     if isinstance(x, AnomalyDataset): return _resized(x, size)
     if isinstance(x, Dataset): return x
-    if isinstance(x, Tensor):
-        if x.ndim == 3: x = x[None]
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise DataError(f"images: expected a tensor (N,3,H,W) or (3,H,W) with values in [0,1], got shape {tuple(x.shape)}.")
-        if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
-        x = x.float()
-        if not (ok := torch.isfinite(x).flatten(1).all(1)).all():     # NaN > threshold is False: it would pass as normal
-            raise DataError(f"images: image(s) {(~ok).nonzero().flatten().tolist()} of the tensor hold NaN or infinite "
-                            "values; expected finite values in [0,1].")
-        if x.numel() and (x.min() < -1e-3 or x.max() > 1 + 1e-3):
-            raise DataError(f"images: values in [{x.min():.3g}, {x.max():.3g}]; expected [0,1] (divide 8-bit images by 255).")
-        if tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False).clamp(0, 1)
-        return x
-    paths = [x] if isinstance(x, (str, Path)) else list(x)
+    if isinstance(x, np.ndarray): return _batch(_from_array(x, 'images'), size)
+    if isinstance(x, Tensor): return _batch(x, size)
+    if isinstance(x, (list, tuple)) and x and all(isinstance(t, (Tensor, np.ndarray)) for t in x):   # any sizes
+        return torch.cat([_batch(_from_array(t, f'images[{i}]') if isinstance(t, np.ndarray) else t, size,
+                                 f'images[{i}]') for i, t in enumerate(x)])
+    if not (isinstance(x, (str, Path)) or (isinstance(x, (list, tuple)) and all(isinstance(p, (str, Path)) for p in x))):
+        raise TypeError(f"predict: got {type(x).__name__}; expected {ACCEPTED}.")
     files = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if is_image_file(q))
+    for p in map(Path, [x] if isinstance(x, (str, Path)) else x):
+        if p.is_dir():                           # the datasets' own listing: no ._* twins, sub-folders or broken links
+            found, strays = scan_folder(p)
+            _warn_strays(strays)
             if not found: raise DataError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
             files += found
         else: files.append(p)            # load_image names a missing or unreadable file
@@ -144,7 +169,8 @@ class Detector:
 # %% ../nbs/14_detector.ipynb #430eb18a
 @torch.no_grad()
 def _predict(self: Detector, x, batch_size: int | None = None) -> Prediction:
-    "Run the model on `x` (dataset, tensor, file, folder or list of files) -> `Prediction` on the CPU."
+    "Run the model on `x` (see `ACCEPTED`: dataset, tensor, array, file, folder, list) -> `Prediction` on the CPU."
+    _check_fitted(self)
     data = _as_images(x, self.image_size)
     bs = batch_size or getattr(self.config, 'batch_size', 8)
     model = self.model.eval()
@@ -158,6 +184,16 @@ def _predict(self: Detector, x, batch_size: int | None = None) -> Prediction:
     s = torch.cat(scores)
     return Prediction(torch.cat(maps), s, None if self.threshold is None else (s >= self.threshold).long(),
                       self.threshold, {k: torch.cat(v) for k, v in cues.items()}, paths or None)
+
+def _check_fitted(self: Detector) -> None:
+    "Unfitted: a training-free method cannot score at all (error); a trained one scores at random (one warning)."
+    if self.fitted: return
+    msg = (f"Detector({self.method!r}) is not fitted: call .fit(data) first, or Detector.load a saved run")
+    if self.spec.training_free: raise RuntimeError(f"{msg}; {self.method} has no statistics to score with yet.")
+    if not getattr(self, '_warned_unfitted', False):
+        self._warned_unfitted = True
+        warnings.warn(f"{msg}; its {self.method} student is untrained, so its scores and maps mean nothing yet.",
+                      stacklevel=3)
 
 Detector.predict = _predict
 
@@ -173,7 +209,7 @@ def _calibrate(self: Detector, val, quantile: float = 0.99) -> Detector:
 
 def _fit(self: Detector, data, val=None, category: str | None = None, *, max_time: float | None = None,
          ckpt_dir: str | Path | None = None, resume: bool = False, progress: bool = True, seed: int = 0,
-         max_steps: int | None = None) -> Detector:
+         max_steps: int | None = None, checkpoint_every: int | float | str = 300.0) -> Detector:
     "Train on the normal images `data` (dataset or folder), validate and calibrate on `val` (default: its val split)."
     train = _resized(open_dataset(data, category, 'train', self.image_size) if isinstance(data, (str, Path)) else data,
                      self.image_size)
@@ -185,8 +221,13 @@ def _fit(self: Detector, data, val=None, category: str | None = None, *, max_tim
         if val is not None and len(val) == 0: val = None
     elif isinstance(val, (str, Path)): val = open_dataset(val, category, 'val', self.image_size)
     self.history = training.fit(self.model, train, val, device=self.device, seed=seed, max_time=max_time,
-                                ckpt_dir=ckpt_dir, resume=resume, progress=progress, max_steps=max_steps)
+                                ckpt_dir=ckpt_dir, resume=resume, progress=progress, max_steps=max_steps,
+                                checkpoint_every=checkpoint_every)
     self.fitted = True
+    if self.history.stopped_early:                # a partly trained detector is still usable, but must say what it is
+        warnings.warn(f"fit: {self.history.stop_note()}; the detector is only partly trained"
+                      + (f" (resume=True with ckpt_dir={str(ckpt_dir)!r} continues it)." if ckpt_dir else "."),
+                      stacklevel=2)
     if val is None:
         warnings.warn(f"fit: no validation images ({len(train)} training images); calibrating the threshold on the "
                       f"training images, which makes it optimistic. Pass val= or use more images.")

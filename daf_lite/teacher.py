@@ -154,14 +154,14 @@ def packaged_weights(timm_name: str) -> tuple[Path | None, str]:
     src, where = packaged_file(timm_name)
     if src is None: return None, where
     from safetensors import safe_open
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
     out, stamp = cache_dir() / f'{src.stem}.timm.safetensors', {'source': src.name, 'bytes': str(src.stat().st_size)}
     try:
         with safe_open(str(out), 'pt') as f:
             if f.metadata() == stamp: return out, where                  # converted before, from this very file
     except Exception: pass                                               # not there yet, or unreadable: convert again
     state = convert_effnet_pytorch(read_state_dict(src), timm_name, str(src))
-    try: atomic_write(out, lambda p: save_file({k: v.contiguous() for k, v in state.items()}, str(p), metadata=stamp))
+    try: atomic_write(out, safetensors_bytes({k: v.contiguous() for k, v in state.items()}, metadata=stamp))
     except OSError: return src, where                                    # read-only cache: convert at every load instead
     return out, where
 

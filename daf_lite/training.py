@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #4059df3a
 from __future__ import annotations
-import contextlib, dataclasses, json, math, os, random, tempfile, time, uuid
+import contextlib, dataclasses, hashlib, io, json, math, os, random, re, tempfile, time, uuid, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -13,14 +13,14 @@ import torch
 from torch import nn, Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
-from .core import Config, DataError, atomic_write, get_device, seed_everything
+from .core import Config, DataError, atomic_write, clean_stale_temps, get_device, seed_everything
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'MODEL_FILE', 'CONFIG_FILE', 'OPTIMIZER_FILE', 'Stage', 'AnomalyModel', 'check_output', 'History',
            'save_checkpoint', 'read_checkpoint_meta', 'is_int', 'is_number', 'check_fields', 'load_checkpoint',
            'derive_seed', 'EpochOrder', 'seed_worker', 'make_loader', 'batches_per_epoch', 'to_device', 'get_rng_state',
-           'set_rng_state', 'amp_dtype', 'autocast', 'train_step', 'validation_loss', 'stage_mode', 'precise_batchnorm',
-           'stage_batchnorm', 'fit']
+           'set_rng_state', 'amp_dtype', 'autocast', 'train_step', 'validation_loss', 'stage_mode', 'data_identity',
+           'precise_batchnorm', 'stage_batchnorm', 'checkpoint_schedule', 'fit']
 
 # %% ../nbs/06_training.ipynb #a62aabe0
 def _adam(params: list) -> torch.optim.Optimizer:
@@ -90,17 +90,26 @@ def check_output(out: dict, images: Tensor) -> dict:
 # %% ../nbs/06_training.ipynb #0d749bf2
 @dataclass
 class History:
-    "Per-stage losses per step, other logged terms, validation losses per epoch, seconds; whether it stopped early."
+    "Per-stage losses per step, other logged terms, validation losses per epoch, seconds; where it stopped early, if it did."
     losses: dict[str, list[float]] = field(default_factory=dict)
     terms: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     val_losses: dict[str, list[float]] = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    stopped_at: dict | None = None      # {'stage', 'step', 'steps', 'reason'}: where max_time / max_steps stopped it
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> 'History': return cls(**d)
+
+    def stop_note(self) -> str:
+        "'stopped early at step k of n of stage s (reason)', or '' when the run finished."
+        if not self.stopped_early: return ''
+        at = self.stopped_at or {}
+        where = f"step {at.get('step')} of {at.get('steps')} of stage {at.get('stage')!r}" if at.get('steps') else \
+                f"before stage {at.get('stage')!r}" if at else 'before the end'
+        return f"stopped early at {where}" + (f" ({at['reason']})" if at.get('reason') else '')
 
     def log(self, stage: str, out: dict, loss: float) -> None:
         "Record one step's loss and other scalar terms."
@@ -130,7 +139,7 @@ class History:
         parts = [f"{k}: {len(v)} steps, loss {v[0]:.4g} -> {v[-1]:.4g}" + (f", val {self.val_losses[k][-1]:.4g}" if
                  self.val_losses.get(k) else '') + f", {self.times.get(k, 0):.1f}s" for k, v in self.losses.items() if v]
         parts += [f"{k}: {self.times[k]:.1f}s (one pass)" for k in self.times if not self.losses.get(k)]
-        return 'History(' + '; '.join(parts) + (', stopped early' if self.stopped_early else '') + ')'
+        return 'History(' + '; '.join(parts) + (f', {self.stop_note()}' if self.stopped_early else '') + ')'
 
 def _subplots(*args, **kwargs):
     "matplotlib's subplots, imported on first use."
@@ -161,18 +170,20 @@ def _qualname(obj) -> str | None:
 def save_checkpoint(path_dir: str | Path, model: nn.Module, extra: dict | None = None,
                     optimizer_states: dict | None = None) -> Path:
     "Write `model.safetensors` + `config.json` (+ `optimizer.pt`) into `path_dir`, each file atomically."
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
     d = Path(path_dir); d.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(d)                                 # left by a save that was killed half-way
     cid = uuid.uuid4().hex
     config = getattr(model, 'config', None)
     meta = dict(format='daf_lite.checkpoint', format_version=CHECKPOINT_FORMAT, checkpoint_id=cid,
                 model=_qualname(model), config_class=_qualname(config),
                 config=config.to_dict() if hasattr(config, 'to_dict') else None, extra=extra or {}, files={})
     tensors = _cpu_tensors(model)
-    atomic_write(d/MODEL_FILE, lambda p: save_file(tensors, str(p), metadata={'checkpoint_id': cid}))
+    atomic_write(d/MODEL_FILE, safetensors_bytes(tensors, metadata={'checkpoint_id': cid}))   # our writer: mode, full disk
     meta['files'][MODEL_FILE] = (d/MODEL_FILE).stat().st_size
     if optimizer_states is not None:
-        atomic_write(d/OPTIMIZER_FILE, lambda p: torch.save({'checkpoint_id': cid, **optimizer_states}, p))
+        buf = io.BytesIO(); torch.save({'checkpoint_id': cid, **optimizer_states}, buf)
+        atomic_write(d/OPTIMIZER_FILE, buf.getbuffer())
         meta['files'][OPTIMIZER_FILE] = (d/OPTIMIZER_FILE).stat().st_size
     atomic_write(d/CONFIG_FILE, lambda p: p.write_text(json.dumps(meta, indent=1)))
     if optimizer_states is None and (d/OPTIMIZER_FILE).exists(): (d/OPTIMIZER_FILE).unlink()  # stale
@@ -381,15 +392,38 @@ def stage_mode(model: nn.Module, params: list, train_modules: Callable[[], list[
         for p in frozen: p.requires_grad_(True)
         model.eval()
 
-def _training_meta(seed: int, stages: list[Stage], stage: int, step: int, history: History) -> dict:
+def data_identity(data: Dataset) -> dict:
+    "What names a training set: its size, and where it has them its root, category and a digest of its file names."
+    out: dict = {'images': len(data)}
+    if getattr(data, 'root', None) is not None: out['root'] = str(Path(data.root).expanduser().resolve())
+    if getattr(data, 'category', None) is not None: out['category'] = str(data.category)
+    paths = getattr(data, 'paths', None)
+    if isinstance(paths, (list, tuple)):                 # names, not full paths: a moved copy is the same data
+        out['files'] = hashlib.sha256('\n'.join(Path(p).name for p in paths).encode()).hexdigest()[:16]
+    return out
+
+def _training_meta(seed: int, stages: list[Stage], stage: int, step: int, history: History, data: dict) -> dict:
     return {'training': {'seed': seed, 'stages': [s.name for s in stages], 'stage': stage, 'step': step,
-                         'history': history.to_dict()}}
+                         'data': data, 'history': history.to_dict()}}
 
 def _config_dict(model: nn.Module) -> dict | None:
     c = getattr(model, 'config', None)
     return json.loads(json.dumps(c.to_dict())) if hasattr(c, 'to_dict') else None
 
-def _resume_state(model: nn.Module, ckpt: Path, seed: int, stages: list[Stage]) -> tuple[dict, dict]:
+# %% ../nbs/06_training.ipynb #6c978f83
+def _check_data(ckpt: Path, saved: dict | None, now: dict) -> None:
+    "Resuming on other data is refused (other images), or warned about (the same file names in another folder)."
+    if not saved: return                                  # a checkpoint from before data identities were recorded
+    differ = sorted(k for k in ('images', 'category', 'files') if k in saved and saved.get(k) != now.get(k))
+    if differ:
+        what = ', '.join(f'{k} {saved[k]!r}, now {now.get(k)!r}' for k in differ)
+        raise DataError(f"{ckpt/CONFIG_FILE}: the run was trained on other data ({what}); resume on the original data "
+                        f"(root {saved.get('root')!r}), or start over (resume=False; daf-lite train --force).")
+    if saved.get('root') != now.get('root'):
+        warnings.warn(f"resume: {ckpt} was trained on {saved.get('root')!r}, now {now.get('root')!r}; the same file "
+                      f"names and count, so taken as a moved copy of the same data.", stacklevel=4)
+
+def _resume_state(model: nn.Module, ckpt: Path, seed: int, stages: list[Stage], data: dict) -> tuple[dict, dict]:
     "Load a training checkpoint into `model`; returns (training meta, optimizer states)."
     meta = read_checkpoint_meta(ckpt)
     tr = meta.get('extra', {}).get('training')
@@ -405,9 +439,11 @@ def _resume_state(model: nn.Module, ckpt: Path, seed: int, stages: list[Stage]) 
         diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         raise DataError(f"{ckpt/CONFIG_FILE}: saved with another config (differs in {diff}); build the model with "
                         f"the saved config to resume, or resume=False to start over.")
+    _check_data(ckpt, tr.get('data'), data)
     info = load_checkpoint(ckpt, model, optimizer=True)   # states on the CPU; the optimiser moves its own
     return tr, info['optimizer_states']
 
+# %% ../nbs/06_training.ipynb #8e3844de
 def precise_batchnorm(modules: Sequence[nn.Module], run: Callable[[], Any]) -> int:
     "Reset the statistics of the BatchNorm layers in train mode in `modules`; re-estimate them exactly over `run()`."
     bns = [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
@@ -427,38 +463,66 @@ def stage_batchnorm(model: nn.Module, stage: Stage, data: Dataset, device: torch
             with autocast(device, dtype): stage.loss(to_device(b, device))
     return precise_batchnorm(stage.train_modules() if stage.train_modules is not None else [model], run)
 
+# %% ../nbs/06_training.ipynb #31a10f96
+_UNITS = {'s': 1, 'sec': 1, 'm': 60, 'min': 60, 'h': 3600}
+
+def checkpoint_schedule(every: int | float | str) -> tuple[int | None, float | None]:
+    "`checkpoint_every` as (steps, seconds): an int (or '200') counts steps; a float, '90s', '5min' or '1h' is time."
+    if isinstance(every, str):
+        m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*', every)
+        if m is None: raise ValueError(f"checkpoint_every={every!r}: expected a number of steps (e.g. 200) or a time "
+                                       f"(e.g. 90s, 5min, 1h)")
+        every = float(m.group(1)) * _UNITS[m.group(2)] if m.group(2) else float(m.group(1)) if '.' in m.group(1) \
+                else int(m.group(1))
+    if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
+        raise ValueError(f"checkpoint_every={every!r}: expected a positive number of steps (int) or seconds (float)")
+    return (every, None) if isinstance(every, int) else (None, float(every))
+
+# %% ../nbs/06_training.ipynb #be560b90
 def fit(model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = None, *, device=None, seed: int = 0,
         max_time: float | None = None, ckpt_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-        num_workers: int = 0, max_steps: int | None = None, ckpt_every: float = 300.0, amp: bool | None = None) -> History:
+        num_workers: int = 0, max_steps: int | None = None, checkpoint_every: int | float | str = 300.0,
+        amp: bool | None = None) -> History:
     "Train `model` stage by stage on `train_data` (validation: normal `val_data`); returns the `History`."
     t0 = time.monotonic()
     device = get_device(device)
+    every_steps, every_s = checkpoint_schedule(checkpoint_every)
     model.to(device)
     stages, ckpt = model.stages(), Path(ckpt_dir) if ckpt_dir is not None else None
-    history, start_stage, start_step, opt_states = History(), 0, 0, None
-    if resume and ckpt is not None and (ckpt/CONFIG_FILE).exists():
-        tr, opt_states = _resume_state(model, ckpt, seed, stages)
+    if resume and ckpt is None: raise ValueError("resume=True needs ckpt_dir= (the folder to resume from)")
+    history, start_stage, start_step, opt_states, ident = History(), 0, 0, None, data_identity(train_data)
+    if ckpt is not None: clean_stale_temps(ckpt)
+    if resume and (ckpt/CONFIG_FILE).exists():
+        tr, opt_states = _resume_state(model, ckpt, seed, stages, ident)
         history, start_stage, start_step = History.from_dict(tr['history']), tr['stage'], tr['step']
-        history.stopped_early = False
+        history.stopped_early, history.stopped_at = False, None
         set_rng_state(opt_states['rng'])
-    else: seed_everything(seed)
+    else:
+        if resume: warnings.warn(f"resume: nothing to resume in {ckpt} (no checkpoint written yet); training from "
+                                 f"step 0.", stacklevel=2)
+        seed_everything(seed)
     dtype = amp_dtype(device, amp)
     steps_done, worked, last_save = 0, False, time.monotonic()
 
-    def out_of_budget() -> bool:   # checked only after some work was done: max_time=0 still runs one step
-        return worked and ((max_time is not None and time.monotonic() - t0 >= max_time) or
-                           (max_steps is not None and steps_done >= max_steps))
+    def out_of_budget() -> str | None:   # checked only after some work was done: max_time=0 still runs one step
+        if not worked: return None
+        if max_time is not None and time.monotonic() - t0 >= max_time: return 'max_time'
+        if max_steps is not None and steps_done >= max_steps: return 'max_steps'
 
     def save(stage_i: int, step: int, states: dict | None) -> None:
         nonlocal last_save
         if ckpt is None: return
-        save_checkpoint(ckpt, model, _training_meta(seed, stages, stage_i, step, history),
+        save_checkpoint(ckpt, model, _training_meta(seed, stages, stage_i, step, history, ident),
                         {**(states or {}), 'rng': get_rng_state()})
         last_save = time.monotonic()
 
+    def stop_at(stage: Stage, step: int, total: int | None, reason: str) -> None:
+        history.stopped_early = True
+        history.stopped_at = {'stage': stage.name, 'step': step, 'steps': total, 'reason': reason}
+
     for si, stage in enumerate(stages):
         if si < start_stage: continue
-        if out_of_budget(): history.stopped_early = True; break
+        if reason := out_of_budget(): stop_at(stage, 0, None, reason); break
         ts, spent = time.monotonic(), history.times.get(stage.name, 0.0)
         clock = lambda: spent + time.monotonic() - ts
         if stage.fit_pass is not None:                                   # training-free: one pass, no gradients
@@ -491,6 +555,8 @@ def fit(model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = Non
             if scaler is not None and opt_states.get('scaler'): scaler.load_state_dict(opt_states['scaler'])
         states = lambda: {'optimizer': opt.state_dict(), 'scheduler': sched.state_dict() if sched is not None else None,
                           'scaler': scaler.state_dict() if scaler is not None else None}
+        due = lambda: (every_steps is not None and step % every_steps == 0) or \
+                      (every_s is not None and time.monotonic() - last_save >= every_s)
         bar = tqdm(total=total, initial=step, desc=stage.name, disable=not progress, dynamic_ncols=True)
         with stage_mode(model, params, stage.train_modules):
             while step < total:
@@ -502,18 +568,21 @@ def fit(model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = Non
                     history.log(stage.name, out, loss)
                     bar.update(); bar.set_postfix(loss=f'{loss:.4g}', refresh=False)
                     if step == total or out_of_budget(): break
+                    if ckpt is not None and step % nb and due():                 # mid-epoch: `checkpoint_every`
+                        history.times[stage.name] = clock(); save(si, step, states())
                 epoch_end = step % nb == 0 or step == total
                 if epoch_end and val is not None:
                     history.val_losses.setdefault(stage.name, []).append(
                         validation_loss(model, stage, val, device, dtype, num_workers))
                     bar.set_postfix(loss=f'{loss:.4g}', val=f'{history.val_losses[stage.name][-1]:.4g}')
                 history.times[stage.name] = clock()
-                stop = out_of_budget() and step < total
+                reason = out_of_budget() if step < total else None
+                if reason: stop_at(stage, step, total, reason)
                 if step == total:
                     if stage.precise_bn: stage_batchnorm(model, stage, data, device, dtype, seed, si, num_workers)
                     save(si + 1, 0, None)
-                elif stop or (epoch_end and time.monotonic() - last_save >= ckpt_every): save(si, step, states())
-                if stop: history.stopped_early = True; break
+                elif reason or (epoch_end and due()): save(si, step, states())
+                if reason: break
         bar.close()
         if history.stopped_early: break
     model.eval()

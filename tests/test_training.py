@@ -104,9 +104,9 @@ def test_resume_from_a_damaged_checkpoint_names_the_file(tmp_path):
 
 
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
-    "resume=True with an empty folder trains from scratch (the same as without ckpt_dir)."
+    "resume=True with an empty folder says so and trains from scratch (the same as without ckpt_dir)."
     _, h0 = train()
-    _, h1 = train(ckpt_dir=tmp_path / 'new', resume=True)
+    with pytest.warns(UserWarning, match='nothing to resume'): _, h1 = train(ckpt_dir=tmp_path / 'new', resume=True)
     assert h0.losses == h1.losses
     assert read_checkpoint_meta(tmp_path / 'new')['extra']['training']['stage'] == 1
 
